@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/taipei-doit/ecardbot/bot"
+	"github.com/taipei-doit/ecardbot/config"
+	"github.com/taipei-doit/ecardbot/kv"
+	"github.com/taipei-doit/ecardbot/lineapi"
+	"github.com/taipei-doit/ecardbot/server"
+	"github.com/taipei-doit/ecardbot/store"
+)
+
+// Main is the whole program: `serve` and `sandbox` run it, and end-to-end tests run it on ":0".
+type Main struct {
+	Config config.Config
+	Logger *slog.Logger
+	// RedisPrefix is the key prefix in Redis. Empty means kv.DefaultPrefix; tests set their own
+	// so that they share one Redis without seeing each other's keys.
+	RedisPrefix string
+	// Registry collects the metrics served at /metrics. Nil means a new one with the Go and
+	// process collectors.
+	Registry *prometheus.Registry
+	// Addr is the address the HTTP server actually bound, set by Run.
+	Addr string
+
+	db   *store.DB
+	kv   *kv.Client
+	bot  *bot.Bot
+	http *http.Server
+}
+
+// shutdownTimeout bounds each stage of Close; a Kubernetes pod gets 30 s between SIGTERM and
+// SIGKILL by default.
+const shutdownTimeout = 20 * time.Second
+
+// Run opens storage and Redis, migrates, wires the services and starts serving. It returns once
+// the listener is bound; Close stops everything. On error everything opened so far is closed.
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	cfg, log := m.Config, m.Logger
+	if m.Registry == nil {
+		m.Registry = prometheus.NewRegistry()
+		m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+
+	if m.db, err = store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Logger: log}); err != nil {
+		return err
+	}
+	if err := m.db.Migrate(ctx); err != nil {
+		return err
+	}
+	if m.kv, err = kv.Open(ctx, kv.Config{URL: cfg.RedisURL, Prefix: m.RedisPrefix, Logger: log}); err != nil {
+		return err
+	}
+	line, err := lineapi.New(lineapi.Config{ChannelToken: cfg.LineChannelToken, APIURL: cfg.LineAPIURL, Registerer: m.Registry})
+	if err != nil {
+		return err
+	}
+	m.bot = bot.New(bot.Config{ChannelSecret: cfg.LineChannelSecret}, bot.Deps{
+		Users:    store.NewLineUserService(m.db),
+		Claims:   kv.NewEventClaims(m.kv, 0),
+		LINE:     line,
+		Logger:   log,
+		Registry: m.Registry,
+	})
+
+	engine, err := server.New(server.Config{
+		Logger:   log,
+		Registry: m.Registry,
+		Ready:    map[string]server.Check{"database": m.db.Ping, "redis": m.kv.Ping},
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.Roles.Web {
+		m.bot.Register(engine)
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on ECARDBOT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	m.Addr = ln.Addr().String()
+	m.http = &http.Server{
+		Handler:           engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "component", "main", "error", err)
+		}
+	}()
+	log.Info("serving", "component", "main", "addr", m.Addr, "roles", cfg.Roles.String(),
+		"database", m.db.Dialect(), "embedded_redis", m.kv.Embedded())
+	return nil
+}
+
+// Close stops in reverse order: HTTP first (in-flight requests finish), then the events the
+// webhook handed over, then Redis and the database. It is safe on a partly started Main.
+func (m *Main) Close() error {
+	var errs []error
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		errs = append(errs, m.http.Shutdown(ctx))
+		cancel()
+	}
+	if m.bot != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		if err := m.bot.Drain(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain webhook events: %w", err))
+		}
+		cancel()
+	}
+	if m.kv != nil {
+		errs = append(errs, m.kv.Close())
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"github.com/taipei-doit/ecardbot/config"
+	"github.com/taipei-doit/ecardbot/linesim"
+)
+
+func newSandboxCommand(getenv func(string) string) *cobra.Command {
+	var lineAddr string
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Run the whole service on this machine with embedded storage and a LINE emulator",
+		Long: "sandbox runs ecardbot with no servers to install: embedded SQLite in\n" +
+			"ECARDBOT_DATA_DIR, an embedded Redis (development only, nothing is kept), and the\n" +
+			"project's LINE platform emulator, which signs and delivers webhook events to the bot.\n" +
+			"It prints the URL of a chat page where you act as a LINE user. ECARDBOT_DATABASE_URL\n" +
+			"and ECARDBOT_REDIS_URL are honoured when set; the LINE settings are the emulator's." + envHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(getenv)
+			if err != nil {
+				return err
+			}
+			logger := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, false)
+			sim, err := linesim.New(linesim.Options{
+				ChannelSecret: cfg.LineChannelSecret,
+				ChannelToken:  cfg.LineChannelToken,
+				Logger:        logger.With("component", "linesim"),
+			})
+			if err != nil {
+				return err
+			}
+			simURL, err := sim.Start(lineAddr)
+			if err != nil {
+				return fmt.Errorf("start the LINE emulator on --line-addr: %w", err)
+			}
+			defer sim.Close()
+			cfg.LineChannelSecret, cfg.LineChannelToken = sim.ChannelSecret(), sim.ChannelToken()
+			cfg.LineAPIURL, cfg.LineDataAPIURL = simURL, simURL
+
+			return run(cmd.Context(), &Main{Config: cfg, Logger: logger}, func(m *Main) error {
+				_, port, err := net.SplitHostPort(m.Addr)
+				if err != nil {
+					return err
+				}
+				sim.SetWebhookURL("http://" + net.JoinHostPort("127.0.0.1", port) + "/callback")
+				fmt.Fprintf(cmd.OutOrStdout(), "\necardbot sandbox is running (development only: embedded storage, emulated LINE).\n"+
+					"  Chat as a LINE user:  %s/\n"+
+					"  ecardbot:             %s (webhook /callback, /healthz, /readyz, /metrics)\n"+
+					"Press Ctrl+C to stop.\n\n", simURL, cfg.PublicURL)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&lineAddr, "line-addr", "127.0.0.1:8090", "listen address of the LINE emulator and its chat page")
+	return cmd
+}

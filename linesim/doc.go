@@ -1,0 +1,21 @@
+// Package linesim emulates the LINE platform in-process, so the bot can be tested, tried by hand
+// (ecardbot sandbox) and benchmarked without a LINE channel.
+//
+// One Server plays both sides of LINE:
+//
+//   - The Messaging API (api.line.me and api-data.line.me on one URL): reply, push, multicast,
+//     broadcast, profiles, link tokens, quota and rich menus, with LINE's limits, error bodies,
+//     retry keys, token-bucket rate limits and monthly quota. Every API request is recorded, and
+//     faults (5xx, either 429, slow answers) can be injected per path.
+//   - The webhook sender: it builds events the way LINE does (webhookEventId, reply tokens,
+//     deliveryContext), signs them with the channel secret and POSTs them to the bot, optionally
+//     redelivering after a failure.
+//
+// Between the two it keeps LINE users: whether they are friends, what the bot sent them (the
+// inbox), their rich menus and link tokens. The chat page at "/" lets a person play such a user,
+// and the account-link dialog at /dialog/bot/accountLink stands in for access.line.me.
+//
+// Rules follow the LINE reference as summarised in shared/line-platform.md; where LINE documents
+// no behaviour (for example the exact text of some error messages) the emulator picks one and says
+// so in a comment.
+package linesim

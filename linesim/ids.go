@@ -1,0 +1,72 @@
+package linesim
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"math/big"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/oklog/ulid/v2"
+)
+
+var userIDPattern = regexp.MustCompile(`^U[0-9a-f]{32}$`)
+
+// ValidUserID reports whether id has the shape of a LINE user ID: "U" and 32 lowercase hex digits.
+func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+
+// NewUserID returns a random, well-formed LINE user ID.
+func NewUserID() string { return "U" + randomHex(16) }
+
+func randomHex(nBytes int) string {
+	b := make([]byte, nBytes)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+func randomAlnum(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		k, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alnum))))
+		b[i] = alnum[k.Int64()]
+	}
+	return string(b)
+}
+
+// newRequestID returns a value for x-line-request-id. LINE's are UUIDs.
+func newRequestID() string { return uuid.NewString() }
+
+// newReplyToken returns a reply token: 32 lowercase hex digits, as LINE's are.
+func newReplyToken() string { return randomHex(16) }
+
+// newMessageID returns a numeric message ID of 18 digits, the shape LINE uses.
+func newMessageID() string {
+	n, _ := rand.Int(rand.Reader, big.NewInt(9e17))
+	return n.Add(n, big.NewInt(1e17)).String()
+}
+
+// newQuoteToken returns an opaque quote token.
+func newQuoteToken() string { return randomAlnum(64) }
+
+// newLinkToken returns an opaque account-link token.
+func newLinkToken() string { return randomAlnum(32) }
+
+// newRichMenuID returns "richmenu-" and 32 hex digits, as LINE's rich menu IDs look.
+func newRichMenuID() string { return "richmenu-" + randomHex(16) }
+
+// newEventID returns a webhookEventId: a ULID carrying the emulated time.
+func newEventID(at time.Time) string {
+	return ulid.MustNew(ulid.Timestamp(at), rand.Reader).String()
+}
+
+// validRetryKey reports whether k is a UUID in the canonical hyphenated form LINE expects.
+func validRetryKey(k string) bool {
+	if len(k) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(k)
+	return err == nil
+}

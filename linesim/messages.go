@@ -1,0 +1,234 @@
+package linesim
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+)
+
+const (
+	replyTokenLife      = time.Minute
+	redeliveryReplyAge  = 20 * time.Minute // a redelivered event older than this gets no fresh reply window
+	maxMulticastTargets = 500
+)
+
+type replyToken struct {
+	userID  string
+	eventAt time.Time
+	expires time.Time
+	used    bool
+}
+
+// issueReplyTokenLocked creates the reply token of an event for userID at the event's time.
+func (s *Server) issueReplyTokenLocked(userID string, at time.Time) string {
+	tok := newReplyToken()
+	s.replyTokens[tok] = &replyToken{userID: userID, eventAt: at, expires: at.Add(replyTokenLife)}
+	return tok
+}
+
+// refreshReplyTokenLocked gives a redelivered event's unused token one more minute, unless the
+// event is older than 20 minutes, as LINE does.
+func (s *Server) refreshReplyTokenLocked(tok string) {
+	rt := s.replyTokens[tok]
+	now := s.now()
+	if rt == nil || rt.used || now.Sub(rt.eventAt) >= redeliveryReplyAge {
+		return
+	}
+	if exp := now.Add(replyTokenLife); exp.After(rt.expires) {
+		rt.expires = exp
+	}
+}
+
+// decodeObject parses the body as a JSON object for validation.
+func (c *call) decodeObject() (map[string]any, bool) {
+	var body map[string]any
+	if !c.decode(&body) {
+		return nil, false
+	}
+	if body == nil {
+		c.fail(http.StatusBadRequest, "The request body must be a JSON object")
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) handleReply(c *call) {
+	body, ok := c.decodeObject()
+	if !ok {
+		return
+	}
+	var ck checker
+	token := ck.str(body, "", "replyToken", true, 1, 0)
+	msgs := ck.messages(body)
+	if len(ck.details) > 0 {
+		c.invalid(ck.details)
+		return
+	}
+	s.mu.Lock()
+	rt := s.replyTokens[token]
+	if rt == nil || rt.used || s.now().After(rt.expires) {
+		s.mu.Unlock()
+		c.fail(http.StatusBadRequest, MessageInvalidReplyToken)
+		return
+	}
+	rt.used = true
+	var to []*user
+	if u := s.users[rt.userID]; u != nil {
+		to = append(to, u)
+	}
+	sent := s.deliverLocked(to, "reply", c.id, msgs)
+	s.mu.Unlock()
+	c.json(http.StatusOK, map[string]any{"sentMessages": sent})
+}
+
+func (s *Server) handlePush(c *call) {
+	body, ok := c.decodeObject()
+	if !ok {
+		return
+	}
+	var ck checker
+	to := ck.str(body, "", "to", true, 1, 0)
+	msgs := ck.messages(body)
+	if len(ck.details) > 0 {
+		c.invalid(ck.details)
+		return
+	}
+	if !ValidUserID(to) {
+		c.fail(http.StatusBadRequest, "The property, 'to', in the request body is invalid (line: -, column: -)")
+		return
+	}
+	s.mu.Lock()
+	u := s.userForSendLocked(to)
+	if u == nil {
+		s.mu.Unlock()
+		// What LINE answers for a user ID issued under another provider.
+		c.fail(http.StatusBadRequest, "Failed to send messages")
+		return
+	}
+	var recipients []*user
+	if u.Friend { // a user who blocked the bot costs nothing and receives nothing
+		if !s.billLocked(1) {
+			s.mu.Unlock()
+			c.fail(http.StatusTooManyRequests, MessageMonthlyLimit)
+			return
+		}
+		recipients = append(recipients, u)
+	}
+	c.sent = s.deliverLocked(recipients, "push", c.id, msgs)
+	s.mu.Unlock()
+	c.json(http.StatusOK, map[string]any{"sentMessages": c.sent})
+}
+
+func (s *Server) handleMulticast(c *call) {
+	body, ok := c.decodeObject()
+	if !ok {
+		return
+	}
+	var ck checker
+	var ids []string
+	for i, v := range ck.arr(body, "", "to", 1, maxMulticastTargets) {
+		id, _ := v.(string)
+		if !ValidUserID(id) {
+			ck.add(idx("to", i), "Invalid user ID")
+			continue
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	msgs := ck.messages(body)
+	if len(ck.details) > 0 {
+		c.invalid(ck.details)
+		return
+	}
+	s.mu.Lock()
+	var recipients []*user
+	for _, id := range ids {
+		// Unknown IDs and blocked users are skipped silently: multicast reports no per-user result.
+		if u := s.userForSendLocked(id); u != nil && u.Friend {
+			recipients = append(recipients, u)
+		}
+	}
+	if !s.billLocked(len(recipients)) {
+		s.mu.Unlock()
+		c.fail(http.StatusTooManyRequests, MessageMonthlyLimit)
+		return
+	}
+	s.deliverLocked(recipients, "multicast", c.id, msgs)
+	s.mu.Unlock()
+	// The SDK decodes the answer into a map: it must be "{}", never empty.
+	c.json(http.StatusOK, struct{}{})
+}
+
+func (s *Server) handleBroadcast(c *call) {
+	body, ok := c.decodeObject()
+	if !ok {
+		return
+	}
+	var ck checker
+	msgs := ck.messages(body)
+	if len(ck.details) > 0 {
+		c.invalid(ck.details)
+		return
+	}
+	s.mu.Lock()
+	var recipients []*user
+	for _, id := range s.userOrder {
+		if u := s.users[id]; u.Friend {
+			recipients = append(recipients, u)
+		}
+	}
+	if !s.billLocked(len(recipients)) {
+		s.mu.Unlock()
+		c.fail(http.StatusTooManyRequests, MessageMonthlyLimit)
+		return
+	}
+	s.deliverLocked(recipients, "broadcast", c.id, msgs)
+	s.mu.Unlock()
+	c.json(http.StatusOK, struct{}{})
+}
+
+// handleValidateMessages serves /v2/bot/message/validate/{push,reply,multicast,narrowcast,broadcast}.
+func (s *Server) handleValidateMessages(c *call) {
+	if !slices.Contains([]string{"push", "reply", "multicast", "narrowcast", "broadcast"}, c.r.PathValue("kind")) {
+		c.fail(http.StatusNotFound, "Not found")
+		return
+	}
+	body, ok := c.decodeObject()
+	if !ok {
+		return
+	}
+	var ck checker
+	ck.messages(body)
+	if len(ck.details) > 0 {
+		c.invalid(ck.details)
+		return
+	}
+	c.json(http.StatusOK, struct{}{})
+}
+
+// deliverLocked gives each message an ID (and a quote token where LINE gives one) and appends
+// the messages to every recipient's conversation.
+func (s *Server) deliverLocked(recipients []*user, via, requestID string, msgs []json.RawMessage) []sentMessage {
+	sent := make([]sentMessage, len(msgs))
+	rendered := make([]Message, len(msgs))
+	for i, raw := range msgs {
+		m := renderMessage(raw)
+		m.ID, m.Via, m.RequestID, m.At = newMessageID(), via, requestID, s.now()
+		sent[i].ID = m.ID
+		if slices.Contains([]string{"text", "textV2", "sticker", "image", "video"}, m.Type) {
+			sent[i].QuoteToken = newQuoteToken()
+		}
+		rendered[i] = m
+	}
+	for _, u := range recipients {
+		if !u.Friend {
+			continue
+		}
+		for _, m := range rendered {
+			s.addEntryLocked(u, Entry{From: "bot", Text: m.Text, Message: &m})
+		}
+	}
+	return sent
+}
