@@ -40,6 +40,16 @@ func (s *Server) refreshReplyTokenLocked(tok string) {
 	}
 }
 
+// rawMessages returns the body's message objects byte for byte, for the inbox. Call it after
+// validation, which guarantees there are some.
+func (c *call) rawMessages() []json.RawMessage {
+	var req struct {
+		Messages []json.RawMessage `json:"messages"`
+	}
+	_ = json.Unmarshal(c.body, &req)
+	return req.Messages
+}
+
 // decodeObject parses the body as a JSON object for validation.
 func (c *call) decodeObject() (map[string]any, bool) {
 	var body map[string]any
@@ -60,11 +70,12 @@ func (s *Server) handleReply(c *call) {
 	}
 	var ck checker
 	token := ck.str(body, "", "replyToken", true, 1, 0)
-	msgs := ck.messages(body)
+	ck.messages(body)
 	if len(ck.details) > 0 {
 		c.invalid(ck.details)
 		return
 	}
+	msgs := c.rawMessages()
 	s.mu.Lock()
 	rt := s.replyTokens[token]
 	if rt == nil || rt.used || s.now().After(rt.expires) {
@@ -89,7 +100,7 @@ func (s *Server) handlePush(c *call) {
 	}
 	var ck checker
 	to := ck.str(body, "", "to", true, 1, 0)
-	msgs := ck.messages(body)
+	ck.messages(body)
 	if len(ck.details) > 0 {
 		c.invalid(ck.details)
 		return
@@ -98,6 +109,7 @@ func (s *Server) handlePush(c *call) {
 		c.fail(http.StatusBadRequest, "The property, 'to', in the request body is invalid (line: -, column: -)")
 		return
 	}
+	msgs := c.rawMessages()
 	s.mu.Lock()
 	u := s.userForSendLocked(to)
 	if u == nil {
@@ -137,11 +149,12 @@ func (s *Server) handleMulticast(c *call) {
 			ids = append(ids, id)
 		}
 	}
-	msgs := ck.messages(body)
+	ck.messages(body)
 	if len(ck.details) > 0 {
 		c.invalid(ck.details)
 		return
 	}
+	msgs := c.rawMessages()
 	s.mu.Lock()
 	var recipients []*user
 	for _, id := range ids {
@@ -167,11 +180,12 @@ func (s *Server) handleBroadcast(c *call) {
 		return
 	}
 	var ck checker
-	msgs := ck.messages(body)
+	ck.messages(body)
 	if len(ck.details) > 0 {
 		c.invalid(ck.details)
 		return
 	}
+	msgs := c.rawMessages()
 	s.mu.Lock()
 	var recipients []*user
 	for _, id := range s.userOrder {

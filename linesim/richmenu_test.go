@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"image"
 	"image/color"
+	"image/draw"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,28 +20,26 @@ import (
 	"github.com/line/line-bot-sdk-go/v8/linebot/webhook"
 )
 
-// menuImage encodes a w×h image; noisy images do not compress, to exceed size limits.
-func menuImage(tb testing.TB, format string, w, h int, noisy bool) []byte {
+// menuImage encodes a solid w×h image as png, jpeg or gif. A raw PNG is stored uncompressed,
+// to exceed size limits.
+func menuImage(tb testing.TB, format string, w, h int) []byte {
 	tb.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			c := color.RGBA{0x06, 0xc7, 0x55, 0xff}
-			if noisy {
-				c = color.RGBA{uint8(rand.IntN(256)), uint8(rand.IntN(256)), uint8(rand.IntN(256)), 0xff}
-			}
-			img.Set(x, y, c)
-		}
-	}
+	rect := image.Rect(0, 0, w, h)
 	var buf bytes.Buffer
 	var err error
-	switch format {
-	case "png":
-		err = png.Encode(&buf, img)
-	case "jpeg":
-		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 100})
-	case "gif":
-		err = gif.Encode(&buf, img, nil)
+	if format == "gif" {
+		err = gif.Encode(&buf, image.NewPaletted(rect, color.Palette{color.White, color.Black}), nil)
+	} else {
+		img := image.NewRGBA(rect)
+		draw.Draw(img, rect, image.NewUniform(color.RGBA{0x06, 0xc7, 0x55, 0xff}), image.Point{}, draw.Src)
+		switch format {
+		case "png":
+			err = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img)
+		case "raw png":
+			err = (&png.Encoder{CompressionLevel: png.NoCompression}).Encode(&buf, img)
+		default:
+			err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
+		}
 	}
 	if err != nil {
 		tb.Fatal(err)
@@ -67,7 +65,7 @@ func MustMenu(tb testing.TB, api *messaging_api.MessagingApiAPI, blob *messaging
 	if err != nil {
 		tb.Fatal(err)
 	}
-	img := menuImage(tb, "png", int(req.Size.Width), int(req.Size.Height), false)
+	img := menuImage(tb, "png", int(req.Size.Width), int(req.Size.Height))
 	if _, err := blob.SetRichMenuImage(res.RichMenuId, "image/png", bytes.NewReader(img)); err != nil {
 		tb.Fatal(err)
 	}
@@ -109,7 +107,7 @@ func TestRichMenuLifecycle(t *testing.T) {
 	if res, _, _ := api.SetDefaultRichMenuWithHttpInfo(id); res.StatusCode != http.StatusBadRequest {
 		t.Errorf("default without image: %d, want 400", res.StatusCode)
 	}
-	img := menuImage(t, "png", 2500, 843, false)
+	img := menuImage(t, "png", 2500, 843)
 	if _, err := blob.SetRichMenuImage(id, "image/png", bytes.NewReader(img)); err != nil {
 		t.Fatal(err)
 	}
@@ -303,19 +301,19 @@ func TestRichMenuImageRules(t *testing.T) {
 		image       []byte
 		want        int
 	}{
-		{"png", "image/png", menuImage(t, "png", 1200, 810, false), 200},
-		{"jpeg", "image/jpeg", menuImage(t, "jpeg", 1200, 810, false), 200},
-		{"jpeg with charset", "image/jpeg; charset=binary", menuImage(t, "jpeg", 1200, 810, false), 200},
-		{"gif", "image/gif", menuImage(t, "gif", 1200, 810, false), 415},
-		{"no content type", "", menuImage(t, "png", 1200, 810, false), 415},
-		{"png sent as jpeg", "image/jpeg", menuImage(t, "png", 1200, 810, false), 400},
+		{"png", "image/png", menuImage(t, "png", 800, 540), 200},
+		{"jpeg", "image/jpeg", menuImage(t, "jpeg", 800, 540), 200},
+		{"jpeg with charset", "image/jpeg; charset=binary", menuImage(t, "jpeg", 800, 540), 200},
+		{"gif", "image/gif", menuImage(t, "gif", 800, 540), 415},
+		{"no content type", "", menuImage(t, "png", 800, 540), 415},
+		{"png sent as jpeg", "image/jpeg", menuImage(t, "png", 800, 540), 400},
 		{"not an image", "image/png", []byte("not a png"), 400},
-		{"other size than the menu", "image/png", menuImage(t, "png", 1200, 405, false), 400},
-		{"over 1 MB", "image/png", menuImage(t, "png", 1200, 810, true), 413},
+		{"other size than the menu", "image/png", menuImage(t, "png", 800, 270), 400},
+		{"over 1 MB", "image/png", menuImage(t, "raw png", 800, 540), 413},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := api.CreateRichMenu(sdkMenu(tt.name, 1200, 810, messaging_api.PostbackAction{Data: "x"}))
+			m, err := api.CreateRichMenu(sdkMenu(tt.name, 800, 540, messaging_api.PostbackAction{Data: "x"}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -108,6 +109,7 @@ type Server struct {
 // New returns a Server that is not yet listening: serve Handler yourself or call Start.
 // It returns an error when BotUserID is malformed.
 func New(opts Options) (*Server, error) {
+	opts.RateLimits = maps.Clone(opts.RateLimits) // the caller may reuse its map
 	s := &Server{
 		opts:        opts,
 		secret:      opts.ChannelSecret,

@@ -68,7 +68,8 @@ type Message struct {
 }
 
 // AddUser creates the user, or updates the profile of an existing one, and returns it as stored.
-// An empty ID is generated; a malformed one is an error.
+// An empty ID is generated; a malformed one is an error. Friend true makes the user a friend at
+// once; Friend false never unfriends an existing user (Unfollow does).
 func (s *Server) AddUser(u User) (User, error) {
 	if u.ID == "" {
 		u.ID = NewUserID()

@@ -101,10 +101,8 @@ func (ck *checker) httpsURL(m map[string]any, prop, key string, required bool) {
 }
 
 // messages validates the "messages" property: 1–5 message objects.
-func (ck *checker) messages(body map[string]any) []json.RawMessage {
-	list := ck.arr(body, "", "messages", 1, 5)
-	var raws []json.RawMessage
-	for i, v := range list {
+func (ck *checker) messages(body map[string]any) {
+	for i, v := range ck.arr(body, "", "messages", 1, 5) {
 		p := idx("messages", i)
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -112,10 +110,7 @@ func (ck *checker) messages(body map[string]any) []json.RawMessage {
 			continue
 		}
 		ck.message(p, m)
-		b, _ := json.Marshal(v)
-		raws = append(raws, b)
 	}
-	return raws
 }
 
 func (ck *checker) message(p string, m map[string]any) {

@@ -1,6 +1,7 @@
 package linesim
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/go-cmp/cmp"
+	"github.com/line/line-bot-sdk-go/v8/linebot/messaging_api"
 	"github.com/line/line-bot-sdk-go/v8/linebot/webhook"
 	"github.com/oklog/ulid/v2"
 )
@@ -381,5 +383,67 @@ func TestRedelivery(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSendEventsAsGiven(t *testing.T) {
+	s, _, _ := MustStart(t, Options{})
+	bot := MustBot(t, s)
+	u := MustFriend(t, s)
+	standby := s.NewEvent("message", u, false)
+	standby.Mode = "standby"
+	standby.Message = &MessageContent{Type: "text", ID: "1", Text: "x", QuoteToken: "q"}
+	edit := s.NewEvent("edit", u, false)
+	if _, err := s.SendEvents(ctxT(t), standby, edit); err != nil {
+		t.Fatal(err)
+	}
+	cb := bot.Requests()[0].Parsed
+	if len(cb.Events) != 2 {
+		t.Fatalf("got %d events, want 2", len(cb.Events))
+	}
+	if ev, ok := cb.Events[0].(webhook.MessageEvent); !ok || ev.Mode != webhook.EventMode_STANDBY || ev.ReplyToken != "" {
+		t.Errorf("standby event = %#v", cb.Events[0])
+	}
+	if ev, ok := cb.Events[1].(webhook.UnknownEvent); !ok || ev.Type != "edit" {
+		t.Errorf("unknown event = %#v", cb.Events[1])
+	}
+}
+
+func TestWebhookEndpointAPI(t *testing.T) {
+	s, url, _ := MustStart(t, Options{})
+	api, _ := MustClient(t, s, url)
+	bot := MustBot(t, s)
+	botURL := s.WebhookURL()
+	s.SetWebhookURL("")
+	if got, err := api.GetWebhookEndpoint(); err != nil || got.Active {
+		t.Errorf("endpoint before set = %+v, %v", got, err)
+	}
+	if _, err := api.SetWebhookEndpoint(&messaging_api.SetWebhookEndpointRequest{Endpoint: botURL}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := api.GetWebhookEndpoint(); err != nil || got.Endpoint != botURL || !got.Active {
+		t.Errorf("endpoint = %+v, %v", got, err)
+	}
+	res, err := api.TestWebhookEndpoint(&messaging_api.TestWebhookEndpointRequest{})
+	if err != nil || !res.Success || res.StatusCode != 200 || res.Reason != "OK" {
+		t.Errorf("test = %+v, %v", res, err)
+	}
+	bot.SetStatus(500)
+	if res, err := api.TestWebhookEndpoint(&messaging_api.TestWebhookEndpointRequest{}); err != nil || res.Success || res.StatusCode != 500 || res.Reason != "ERROR_STATUS_CODE" {
+		t.Errorf("test against a failing bot = %+v, %v", res, err)
+	}
+	if n := len(bot.Requests()); n != 2 {
+		t.Errorf("bot got %d connectivity checks, want 2", n)
+	}
+}
+
+func TestWaitInboxGivesUpWithContext(t *testing.T) {
+	s, _, _ := MustStart(t, Options{})
+	u := MustFriend(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	msgs, err := s.WaitInbox(ctx, u, 1)
+	if !errors.Is(err, context.DeadlineExceeded) || len(msgs) != 0 {
+		t.Errorf("WaitInbox = %v, %v; want no messages and the deadline", msgs, err)
 	}
 }
