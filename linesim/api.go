@@ -94,7 +94,7 @@ func (s *Server) apiRoutes() []*route {
 
 // match finds the route for method and path. Among routes matching the path, the one with a
 // literal segment where the others have a parameter wins, so ".../alias/list" is not read as
-// ".../{richMenuId}". methodOK is false when the path exists with other methods only (405).
+// ".../{richMenuId}". pathKnown tells a wrong method (405) from an unknown path (404).
 func (s *Server) match(method, path string) (rt *route, params map[string]string, pathKnown bool) {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	for _, cand := range s.routes {

@@ -469,3 +469,21 @@ func TestRecordLimit(t *testing.T) {
 		t.Errorf("kept %d records, last %q; want the latest 2", len(got), got[len(got)-1].Path)
 	}
 }
+
+func TestConversationLimit(t *testing.T) {
+	s, url, _ := MustStart(t, Options{ConversationLimit: 2})
+	to := MustFriend(t, s)
+	for _, text := range []string{"1", "2", "3"} {
+		body := []byte(`{"to":"` + to + `","messages":[{"type":"text","text":"` + text + `"}]}`)
+		if status, _, b := do(t, s, url, "POST", "/v2/bot/message/push", body, nil); status != 200 {
+			t.Fatalf("push: %d %s", status, b)
+		}
+	}
+	var got []string
+	for _, m := range s.Inbox(to) {
+		got = append(got, m.Text)
+	}
+	if diff := cmp.Diff([]string{"2", "3"}, got); diff != "" {
+		t.Errorf("inbox (-want +got):\n%s", diff)
+	}
+}

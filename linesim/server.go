@@ -63,6 +63,9 @@ type Options struct {
 	// RecordLimit keeps only the latest N API requests. Zero keeps all of them; benchmarks set it
 	// to bound memory.
 	RecordLimit int
+	// ConversationLimit keeps only the latest N conversation entries (and so inbox messages) per
+	// user. Zero keeps all; benchmarks that push millions of messages set it.
+	ConversationLimit int
 }
 
 // Server is an emulated LINE platform. All methods are safe for concurrent use.

@@ -135,6 +135,9 @@ func (s *Server) addEntryLocked(u *user, e Entry) Entry {
 	e.Seq = s.seq
 	e.At = s.now()
 	u.convo = append(u.convo, e)
+	if lim := s.opts.ConversationLimit; lim > 0 && len(u.convo) > lim {
+		u.convo = append(u.convo[:0:0], u.convo[len(u.convo)-lim:]...)
+	}
 	s.notifyLocked()
 	return e
 }
