@@ -15,7 +15,7 @@ import (
 func FuzzWebhook(f *testing.F) {
 	h := mustHarness(f, harnessOptions{quiet: true})
 	id := h.mustFollower(f, "zh-TW")
-	follow := h.sim.NewEvent("follow", id, true)
+	follow := h.followEvent(id)
 	seeds := [][]byte{
 		mustJSON(f, map[string]any{"destination": h.sim.BotUserID(), "events": []any{follow}}),
 		[]byte(`{"destination":"U8e742f61d673b39c7fff3cecb7536ef0","events":[]}`),

@@ -97,8 +97,7 @@ func TestDuplicatesAndRedeliveriesActOnce(t *testing.T) {
 	h := mustHarness(t, harnessOptions{})
 	ctx := context.Background()
 	id := h.mustUser(t, "zh-TW")
-	ev := h.sim.NewEvent("follow", id, true)
-	ev.Follow = &linesim.FollowDetail{}
+	ev := h.followEvent(id)
 
 	// The same event twice in one body, again in a second body, then as LINE's redelivery.
 	delivered(t)(h.sim.SendEvents(ctx, ev, ev))
@@ -120,8 +119,7 @@ func TestEventsOfOneUserAreHandledInTimestampOrder(t *testing.T) {
 	h := mustHarness(t, harnessOptions{})
 	ctx := context.Background()
 	id := h.mustUser(t, "zh-TW")
-	follow := h.sim.NewEvent("follow", id, true)
-	follow.Follow = &linesim.FollowDetail{}
+	follow := h.followEvent(id)
 	unfollow := h.sim.NewEvent("unfollow", id, false)
 	unfollow.Timestamp = follow.Timestamp + 1000
 
@@ -137,8 +135,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	h := mustHarness(t, harnessOptions{cfg: bot.Config{MaxBodyBytes: 64 << 10}})
 	ctx := context.Background()
 	id := h.mustUser(t, "zh-TW")
-	ev := h.sim.NewEvent("follow", id, true)
-	ev.Follow = &linesim.FollowDetail{}
+	ev := h.followEvent(id)
 	good, err := json.Marshal(map[string]any{"destination": h.sim.BotUserID(), "events": []any{ev}})
 	if err != nil {
 		t.Fatal(err)
@@ -194,8 +191,7 @@ func TestUnknownAndMalformedEventsAreIgnoredOthersHandled(t *testing.T) {
 	h := mustHarness(t, harnessOptions{})
 	ctx := context.Background()
 	id := h.mustFollower(t, "zh-TW")
-	follow := h.sim.NewEvent("follow", id, true)
-	follow.Follow = &linesim.FollowDetail{}
+	follow := h.followEvent(id)
 	followJSON, err := json.Marshal(follow)
 	if err != nil {
 		t.Fatal(err)
@@ -245,8 +241,7 @@ func TestOneFailingEventDoesNotFailTheBatch(t *testing.T) {
 	h := mustHarness(t, harnessOptions{})
 	ctx := context.Background()
 	a, b := h.mustFollower(t, "zh-TW"), h.mustFollower(t, "zh-TW")
-	evA, evB := h.sim.NewEvent("follow", a, true), h.sim.NewEvent("follow", b, true)
-	evA.Follow, evB.Follow = &linesim.FollowDetail{}, &linesim.FollowDetail{}
+	evA, evB := h.followEvent(a), h.followEvent(b)
 	h.sim.AddFault(linesim.Fault{PathPrefix: "/v2/bot/message/reply", Times: 1, Status: http.StatusInternalServerError})
 
 	delivered(t)(h.sim.SendEvents(ctx, evA, evB))

@@ -163,15 +163,7 @@ func (s *Server) handleMulticast(c *call) {
 			recipients = append(recipients, u)
 		}
 	}
-	if !s.billLocked(len(recipients)) {
-		s.mu.Unlock()
-		c.fail(http.StatusTooManyRequests, MessageMonthlyLimit)
-		return
-	}
-	s.deliverLocked(recipients, "multicast", c.id, msgs)
-	s.mu.Unlock()
-	// The SDK decodes the answer into a map: it must be "{}", never empty.
-	c.json(http.StatusOK, struct{}{})
+	s.billDeliverUnlock(c, recipients, "multicast", msgs)
 }
 
 func (s *Server) handleBroadcast(c *call) {
@@ -193,13 +185,22 @@ func (s *Server) handleBroadcast(c *call) {
 			recipients = append(recipients, u)
 		}
 	}
-	if !s.billLocked(len(recipients)) {
-		s.mu.Unlock()
+	s.billDeliverUnlock(c, recipients, "broadcast", msgs)
+}
+
+// billDeliverUnlock bills and delivers a multicast or broadcast, releases s.mu (held by the
+// caller since it chose the recipients) and answers: 429 when the monthly quota is used up,
+// else "{}", never an empty body, as the SDK decodes the answer into a map.
+func (s *Server) billDeliverUnlock(c *call, recipients []*user, via string, msgs []json.RawMessage) {
+	billed := s.billLocked(len(recipients))
+	if billed {
+		s.deliverLocked(recipients, via, c.id, msgs)
+	}
+	s.mu.Unlock()
+	if !billed {
 		c.fail(http.StatusTooManyRequests, MessageMonthlyLimit)
 		return
 	}
-	s.deliverLocked(recipients, "broadcast", c.id, msgs)
-	s.mu.Unlock()
 	c.json(http.StatusOK, struct{}{})
 }
 
