@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/taipei-doit/ecardbot/bot"
+	"github.com/taipei-doit/ecardbot/internal/lineopenapi"
 	"github.com/taipei-doit/ecardbot/internal/testenv"
 	"github.com/taipei-doit/ecardbot/kv"
 	"github.com/taipei-doit/ecardbot/lineapi"
@@ -78,6 +79,10 @@ func mustHarness(tb testing.TB, opts harnessOptions) *harness {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// Registered before Close so that it runs after it: Close waits for requests in flight,
+	// so every request the bot made is recorded and answered when the check reads them.
+	// Fault-answered requests are checked on the way in only (see CheckRequests).
+	tb.Cleanup(func() { lineopenapi.CheckRequests(tb, h.sim.Requests()) })
 	tb.Cleanup(func() { h.sim.Close() })
 	line, err := lineapi.New(lineapi.Config{ChannelToken: h.sim.ChannelToken(), APIURL: simURL, Timeout: 5 * time.Second})
 	if err != nil {
@@ -131,6 +136,13 @@ func (h *harness) mustFriend(tb testing.TB, language string) string {
 	delivered(tb)(h.sim.Follow(context.Background(), id))
 	h.drain(tb)
 	return id
+}
+
+// followEvent is a follow event from userID as LINE stamps it, for tests that send it themselves.
+func (h *harness) followEvent(userID string) linesim.Event {
+	ev := h.sim.NewEvent("follow", userID, true)
+	ev.Follow = &linesim.FollowDetail{}
+	return ev
 }
 
 // drain waits until the bot has finished every event handed to it, so assertions see the end

@@ -230,6 +230,8 @@ func TestMessageValidation(t *testing.T) {
 		{"unknown type", "push", push(`[{"type":"hologram"}]`), "messages[0].type"},
 		{"flex without altText", "push", push(`[{"type":"flex","contents":{"type":"bubble"}}]`), "messages[0].altText"},
 		{"flex altText too long", "push", push(`[{"type":"flex","altText":"` + strings.Repeat("a", 1501) + `","contents":{"type":"bubble"}}]`), "messages[0].altText"},
+		{"flex container without type (the SDK's by-value trap)", "push", push(`[{"type":"flex","altText":"a","contents":{"type":""}}]`), "messages[0].contents.type"},
+		{"template without type (the SDK's by-value trap)", "push", push(`[{"type":"template","altText":"a","template":{"type":""}}]`), "messages[0].template.type"},
 		{"flex without contents", "push", push(`[{"type":"flex","altText":"a"}]`), "messages[0].contents"},
 		{"flex bad button", "push", push(`[{"type":"flex","altText":"a","contents":{"type":"bubble","footer":{"type":"box","layout":"vertical","contents":[{"type":"button","action":{"type":"uri","label":"x","uri":"ftp://x"}}]}}}]`), "messages[0].contents.footer.contents[0].action.uri"},
 		{"ok flex", "push", push(`[{"type":"flex","altText":"a","contents":{"type":"bubble","body":{"type":"box","layout":"vertical","contents":[{"type":"text","text":"t"}]}}}]`), ""},

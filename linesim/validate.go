@@ -172,7 +172,7 @@ func (ck *checker) message(p string, m map[string]any) {
 }
 
 func (ck *checker) template(p string, t map[string]any) {
-	switch typ := ck.str(t, p, "type", true, 0, 0); typ {
+	switch typ := ck.str(t, p, "type", true, 1, 0); typ {
 	case "buttons":
 		ck.str(t, p, "title", false, 0, 40)
 		ck.httpsURL(t, p, "thumbnailImageUrl", false)
@@ -246,7 +246,7 @@ func (ck *checker) actions(m map[string]any, p string, minLen, maxLen int, where
 // Flex containers are capped by JSON size: 30 KB a bubble, 50 KB a carousel.
 func (ck *checker) flex(p string, c map[string]any) {
 	size := len(mustJSON(c))
-	switch typ := ck.str(c, p, "type", true, 0, 0); typ {
+	switch typ := ck.str(c, p, "type", true, 1, 0); typ {
 	case "bubble":
 		if size > 30*1024 {
 			ck.add(p, "The size of a bubble must be 30 KB or less")
