@@ -32,6 +32,11 @@ func migrations() []*gormigrate.Migration {
 				return tx.Migrator().DropTable("line_users")
 			},
 		},
+		{
+			ID:       "0002_schools",
+			Migrate:  migrate0002,
+			Rollback: rollback0002,
+		},
 	}
 }
 

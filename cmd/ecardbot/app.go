@@ -16,6 +16,7 @@ import (
 	"github.com/taipei-doit/ecardbot/config"
 	"github.com/taipei-doit/ecardbot/kv"
 	"github.com/taipei-doit/ecardbot/lineapi"
+	"github.com/taipei-doit/ecardbot/school"
 	"github.com/taipei-doit/ecardbot/server"
 	"github.com/taipei-doit/ecardbot/store"
 )
@@ -77,6 +78,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Logger:   log,
 		Registry: m.Registry,
 	})
+	// Any replica with the web role takes gate events. Debounce and staleness keep the store's
+	// defaults (store.DefaultDebounce, store.DefaultStaleness); the school day's zone is the
+	// environment's, the same one the API reads leave dates in.
+	gate := store.NewGateService(m.db, store.GateConfig{Location: cfg.Timezone})
+	schools := school.NewAPI(school.APIConfig{SecretKey: []byte(cfg.SecretKey), Location: cfg.Timezone},
+		gate, log, m.Registry)
 
 	engine, err := server.New(server.Config{
 		Logger:   log,
@@ -88,6 +95,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if cfg.Roles.Web {
 		m.bot.Register(engine)
+		schools.Register(engine)
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

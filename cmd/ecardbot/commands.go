@@ -16,8 +16,8 @@ import (
 )
 
 // envHelp is appended to the help of every command that reads the environment.
-var envHelp = "\n\nEnvironment (see `ecardbot config` and README.md):\n  ECARDBOT_" +
-	strings.Join(config.Names(), "\n  ECARDBOT_")
+var envHelp = "\n\nEnvironment (see `ecardbot config` and README.md):\n  " +
+	strings.Join(config.Names(), "\n  ")
 
 func newServeCommand(getenv func(string) string) *cobra.Command {
 	return &cobra.Command{

@@ -43,6 +43,8 @@ func newRootCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra
 		newSandboxCommand(getenv),
 		newMigrateCommand(getenv),
 		newConfigCommand(getenv),
+		newSchoolCommand(getenv),
+		newRosterCommand(getenv),
 	)
 	return root
 }

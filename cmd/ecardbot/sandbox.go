@@ -26,6 +26,13 @@ func newSandboxCommand(getenv func(string) string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cfg.SecretKey == "" {
+				// Kept in the data directory so the hashes `roster import` and `school key
+				// create` make match what the sandbox computes, across restarts.
+				if cfg.SecretKey, err = dataDirSecretKey(cfg.DataDir); err != nil {
+					return err
+				}
+			}
 			logger := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, false)
 			sim, err := linesim.New(linesim.Options{
 				ChannelSecret: cfg.LineChannelSecret,
@@ -52,7 +59,8 @@ func newSandboxCommand(getenv func(string) string) *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "\necardbot sandbox is running (development only: embedded storage, emulated LINE).\n"+
 					"  Chat as a LINE user:  %s/\n"+
 					"  ecardbot:             %s (webhook /callback, /healthz, /readyz, /metrics)\n"+
-					"Press Ctrl+C to stop.\n\n", simURL, cfg.PublicURL)
+					"  Gate API:             %s/api/v1/gate-events (`ecardbot school import`, `roster import`, `school key create`, then curl -H 'Authorization: Bearer <key>')\n"+
+					"Press Ctrl+C to stop.\n\n", simURL, cfg.PublicURL, cfg.PublicURL)
 				return nil
 			})
 		},
