@@ -66,6 +66,7 @@ func TestLoadDefaults(t *testing.T) {
 		Workers:        8,
 		Roles:          config.Roles{Web: true, Worker: true, Scheduler: true},
 		LogLevel:       slog.LevelInfo,
+		RetentionDays:  180,
 	}
 	if diff := cmp.Diff(want, got, cmpLocation); diff != "" {
 		t.Errorf("Load(empty) mismatch (-want +got):\n%s", diff)
@@ -97,6 +98,7 @@ func TestLoadValues(t *testing.T) {
 		"ECARDBOT_WORKERS":                  " 32 ",
 		"ECARDBOT_ROLES":                    "worker, Scheduler",
 		"ECARDBOT_LOG_LEVEL":                "DEBUG",
+		"ECARDBOT_RETENTION_DAYS":           " 400 ",
 	})
 	want := config.Config{
 		HTTPAddr:               "127.0.0.1:9000",
@@ -121,6 +123,7 @@ func TestLoadValues(t *testing.T) {
 		Workers:                32,
 		Roles:                  config.Roles{Worker: true, Scheduler: true},
 		LogLevel:               slog.LevelDebug,
+		RetentionDays:          400,
 	}
 	if diff := cmp.Diff(want, got, cmpLocation); diff != "" {
 		t.Errorf("Load mismatch (-want +got):\n%s", diff)
@@ -257,6 +260,10 @@ func TestLoadErrors(t *testing.T) {
 			`ECARDBOT_ROLES: must name at least one of web, worker, scheduler, got ","`},
 		{"log level", env{"ECARDBOT_LOG_LEVEL": "verbose"},
 			`ECARDBOT_LOG_LEVEL: must be debug, info, warn or error, got "verbose"`},
+		{"retention zero", env{"ECARDBOT_RETENTION_DAYS": "0"},
+			`ECARDBOT_RETENTION_DAYS: must be a whole number of days of at least 1, got "0"`},
+		{"retention with a unit", env{"ECARDBOT_RETENTION_DAYS": "180d"},
+			`ECARDBOT_RETENTION_DAYS: must be a whole number of days of at least 1, got "180d"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -352,6 +359,7 @@ ECARDBOT_TIMEZONE=Asia/Taipei
 ECARDBOT_WORKERS=8
 ECARDBOT_ROLES=web,worker,scheduler
 ECARDBOT_LOG_LEVEL=info
+ECARDBOT_RETENTION_DAYS=180
 `
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("String() mismatch (-want +got):\n%s", diff)
@@ -395,6 +403,7 @@ ECARDBOT_TIMEZONE=Asia/Taipei
 ECARDBOT_WORKERS=8
 ECARDBOT_ROLES=web
 ECARDBOT_LOG_LEVEL=warn
+ECARDBOT_RETENTION_DAYS=180
 `
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("String() mismatch (-want +got):\n%s", diff)
@@ -408,8 +417,8 @@ ECARDBOT_LOG_LEVEL=warn
 func TestNames(t *testing.T) {
 	t.Parallel()
 	got := config.Names()
-	if len(got) != 22 {
-		t.Errorf("Names() has %d variables, want the 20 of design §3.2 plus ROLES and LOG_LEVEL", len(got))
+	if len(got) != 23 {
+		t.Errorf("Names() has %d variables, want the 20 of design §3.2 plus ROLES, LOG_LEVEL and RETENTION_DAYS", len(got))
 	}
 	lines := strings.Split(strings.TrimSuffix(MustLoad(t, env{}).String(), "\n"), "\n")
 	for i, name := range got {

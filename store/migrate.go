@@ -37,6 +37,11 @@ func migrations() []*gormigrate.Migration {
 			Migrate:  migrate0002,
 			Rollback: rollback0002,
 		},
+		{
+			ID:       "0003_calendar",
+			Migrate:  migrate0003,
+			Rollback: rollback0003,
+		},
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/taipei-doit/ecardbot/config"
 	"github.com/taipei-doit/ecardbot/kv"
 	"github.com/taipei-doit/ecardbot/lineapi"
+	"github.com/taipei-doit/ecardbot/schedule"
 	"github.com/taipei-doit/ecardbot/school"
 	"github.com/taipei-doit/ecardbot/server"
 	"github.com/taipei-doit/ecardbot/store"
@@ -33,11 +34,15 @@ type Main struct {
 	Registry *prometheus.Registry
 	// Addr is the address the HTTP server actually bound, set by Run.
 	Addr string
+	// SchedulerClock is the scheduler role's clock. Nil means the system clock; tests pass a
+	// simulated one to know when a pass is done.
+	SchedulerClock schedule.Clock
 
-	db   *store.DB
-	kv   *kv.Client
-	bot  *bot.Bot
-	http *http.Server
+	db            *store.DB
+	kv            *kv.Client
+	bot           *bot.Bot
+	http          *http.Server
+	stopScheduler func() // set by Run with the scheduler role
 }
 
 // shutdownTimeout bounds each stage of Close; a Kubernetes pod gets 30 s between SIGTERM and
@@ -116,13 +121,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			log.Error("http server stopped", "component", "main", "error", err)
 		}
 	}()
+	if cfg.Roles.Scheduler {
+		m.stopScheduler = m.startScheduler()
+	}
 	log.Info("serving", "component", "main", "addr", m.Addr, "roles", cfg.Roles.String(),
 		"database", m.db.Dialect(), "embedded_redis", m.kv.Embedded())
 	return nil
 }
 
 // Close stops in reverse order: HTTP first (in-flight requests finish), then the events the
-// webhook handed over, then Redis and the database. It is safe on a partly started Main.
+// webhook handed over, then the scheduler, then Redis and the database. It is safe on a partly
+// started Main.
 func (m *Main) Close() error {
 	var errs []error
 	if m.http != nil {
@@ -136,6 +145,10 @@ func (m *Main) Close() error {
 			errs = append(errs, fmt.Errorf("drain webhook events: %w", err))
 		}
 		cancel()
+	}
+	if m.stopScheduler != nil {
+		m.stopScheduler()
+		m.stopScheduler = nil
 	}
 	if m.kv != nil {
 		errs = append(errs, m.kv.Close())

@@ -45,6 +45,10 @@ func newRootCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra
 		newConfigCommand(getenv),
 		newSchoolCommand(getenv),
 		newRosterCommand(getenv),
+		newCalendarCommand(getenv), newRetentionCommand(getenv),
+		newSubscribersCommand(getenv),
+		newGateCommand(getenv),
+		newBenchCommand(getenv),
 	)
 	return root
 }
