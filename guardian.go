@@ -127,6 +127,12 @@ type GuardianService interface {
 	// active roster.
 	AddGuardianship(ctx context.Context, guardianID, studentID int64) error
 
+	// RemoveGuardianship ends the guardian's tie to the student at once: the subscriptions go,
+	// and deliveries of the student's notices to the guardian that are still pending are
+	// cancelled, so nothing more about the child reaches them. Returns ENOTFOUND when the
+	// guardian is not a guardian of the student.
+	RemoveGuardianship(ctx context.Context, guardianID, studentID int64) error
+
 	// SetEmail sets the guardian's e-mail address, confirmed or not; "" removes it. Returns
 	// EINVALID for a malformed address and ENOTFOUND for an unknown guardian.
 	SetEmail(ctx context.Context, guardianID int64, email string, confirmed bool) error

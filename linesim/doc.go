@@ -1,5 +1,6 @@
-// Package linesim emulates the LINE platform in-process, so the bot can be tested, tried by hand
-// (ecardbot sandbox) and benchmarked without a LINE channel.
+// Package linesim emulates the outside systems ecardbot talks to, so it can be tested, tried by
+// hand (ecardbot sandbox) and benchmarked without them: the LINE platform (Server) and a school's
+// gate readers (GateReader, GenerateDay in gatereader.go).
 //
 // One Server plays both sides of LINE:
 //

@@ -16,8 +16,12 @@ import (
 // so who gets a notice is decided by one query for every kind of notice, and a notice and its
 // deliveries are committed together or not at all.
 
-// deliveryPending is the state of a delivery that the relay has not queued yet.
-const deliveryPending = "pending"
+// Delivery states written here. deliveryPending: the relay has not queued it yet;
+// deliveryCancelled: it must never be sent (the guardianship ended before it was queued).
+const (
+	deliveryPending   = "pending"
+	deliveryCancelled = "cancelled"
+)
 
 // target is one delivery to create: a notice, a guardian and a channel.
 type target struct {

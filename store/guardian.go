@@ -168,6 +168,33 @@ ON CONFLICT (guardian_id, student_id) DO NOTHING`, s.db.timeArg(s.now()), guardi
 	return nil
 }
 
+// RemoveGuardianship deletes the guardianship and its subscriptions and cancels the pending
+// deliveries of the student's notices to the guardian, in one transaction, so a parent removed
+// from a child gets nothing more about them, not even what was already waiting in the outbox.
+// Returns ENOTFOUND when the guardian is not a guardian of the student.
+func (s *GuardianService) RemoveGuardianship(ctx context.Context, guardianID, studentID int64) error {
+	now := s.db.timeArg(s.now())
+	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`DELETE FROM guardianships WHERE guardian_id = ? AND student_id = ?`, guardianID, studentID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ecardbot.Errorf(ecardbot.ENOTFOUND, "Not a guardian of this student.")
+		}
+		if err := tx.Exec(`DELETE FROM subscriptions WHERE guardian_id = ? AND student_id = ?`, guardianID, studentID).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`UPDATE deliveries SET state = ?, dead_reason = ?, updated_at = ?
+WHERE guardian_id = ? AND state = ? AND notice_id IN (SELECT id FROM notices WHERE student_id = ?)`,
+			deliveryCancelled, "guardianship removed", now, guardianID, deliveryPending, studentID).Error
+	})
+	if err != nil {
+		return fmt.Errorf("remove guardianship: %w", mapError(err))
+	}
+	return nil
+}
+
 // SetEmail sets the guardian's e-mail address, confirmed as of now or not; "" removes it.
 // Returns EINVALID for a malformed address and ENOTFOUND for an unknown guardian.
 func (s *GuardianService) SetEmail(ctx context.Context, guardianID int64, email string, confirmed bool) error {

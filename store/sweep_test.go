@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -326,8 +327,8 @@ func TestSweepLate(t *testing.T) {
 }
 
 // TestRemovedGuardianshipStopsDeliveries removes a guardianship between two notices of each
-// path: the fan-out joins guardianships, so the next notice reaches nobody, while the
-// subscription rows that a removal might leave behind are ignored.
+// path: the deliveries still waiting are cancelled at once, and later notices of the gate and
+// the sweep reach nobody.
 func TestRemovedGuardianshipStopsDeliveries(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -341,8 +342,22 @@ func TestRemovedGuardianshipStopsDeliveries(t *testing.T) {
 		if n := count(t, f.db, "deliveries"); n != 2 {
 			t.Fatalf("%d deliveries before the removal, want 2", n)
 		}
-		if err := f.db.gorm.Exec(`DELETE FROM guardianships WHERE guardian_id = ?`, g).Error; err != nil {
+		guardians := NewGuardianService(f.db)
+		if err := guardians.RemoveGuardianship(context.Background(), g, st); err != nil {
 			t.Fatal(err)
+		}
+		if err := guardians.RemoveGuardianship(context.Background(), g, st); ecardbot.ErrorCode(err) != ecardbot.ENOTFOUND {
+			t.Errorf("second removal: %v, want ENOTFOUND", err)
+		}
+		var states []string
+		if err := f.db.gorm.Raw(`SELECT state || '/' || dead_reason FROM deliveries ORDER BY channel`).Scan(&states).Error; err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"cancelled/guardianship removed", "cancelled/guardianship removed"}; !slices.Equal(states, want) {
+			t.Errorf("deliveries after the removal: %q, want %q", states, want)
+		}
+		if subs, err := guardians.Subscriptions(context.Background(), g); err != nil || len(subs) != 0 {
+			t.Errorf("subscriptions after the removal: %v, %v; want none", subs, err)
 		}
 		f.ingest(t, tp(16, 0, 0), tap("e2", "C1", out, tp(15, 55, 0)))
 		day := "2026-11-30" // Monday
@@ -353,7 +368,7 @@ func TestRemovedGuardianshipStopsDeliveries(t *testing.T) {
 			t.Errorf("%d notices, want 3", n)
 		}
 		if n := count(t, f.db, "deliveries"); n != 2 {
-			t.Errorf("%d deliveries after the removal, want the 2 from before", n)
+			t.Errorf("%d deliveries after the removal, want the 2 cancelled ones from before", n)
 		}
 	})
 }
