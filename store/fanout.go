@@ -9,19 +9,14 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+
+	"github.com/taipei-doit/ecardbot"
 )
 
 // The fan-out turns new notices into deliveries: the outbox rows the push relay reads. Gate
 // ingest and the 未到校 sweep both call fanOut inside the transaction that inserted the notices,
 // so who gets a notice is decided by one query for every kind of notice, and a notice and its
 // deliveries are committed together or not at all.
-
-// Delivery states written here. deliveryPending: the relay has not queued it yet;
-// deliveryCancelled: it must never be sent (the guardianship ended before it was queued).
-const (
-	deliveryPending   = "pending"
-	deliveryCancelled = "cancelled"
-)
 
 // target is one delivery to create: a notice, a guardian and a channel.
 type target struct {
@@ -120,7 +115,7 @@ func (db *DB) insertDeliveries(ctx context.Context, tx *gorm.DB, targets []targe
 		_, err := db.exec(ctx, tx, `INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
 SELECT d.id, d.notice_id, d.guardian_id, d.channel, $6::text, 0, $1::timestamptz, $1::timestamptz
 FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[]) AS d(id, notice_id, guardian_id, channel)
-ON CONFLICT (notice_id, guardian_id, channel) DO NOTHING`, now, ids, noticeIDs, guardianIDs, channels, deliveryPending)
+ON CONFLICT (notice_id, guardian_id, channel) DO NOTHING`, now, ids, noticeIDs, guardianIDs, channels, ecardbot.DeliveryPending)
 		return err
 	}
 
@@ -129,7 +124,7 @@ ON CONFLICT (notice_id, guardian_id, channel) DO NOTHING`, now, ids, noticeIDs, 
 	for chunk := range chunks(targets, cols) {
 		args := make([]any, 0, len(chunk)*cols)
 		for _, t := range chunk {
-			args = append(args, uuid.NewString(), t.NoticeID, t.GuardianID, t.Channel, deliveryPending, 0, nowArg, nowArg)
+			args = append(args, uuid.NewString(), t.NoticeID, t.GuardianID, t.Channel, ecardbot.DeliveryPending, 0, nowArg, nowArg)
 		}
 		_, err := db.exec(ctx, tx, `INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
 VALUES `+placeholders(len(chunk), cols)+`

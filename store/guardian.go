@@ -187,7 +187,7 @@ func (s *GuardianService) RemoveGuardianship(ctx context.Context, guardianID, st
 		}
 		return tx.Exec(`UPDATE deliveries SET state = ?, dead_reason = ?, updated_at = ?
 WHERE guardian_id = ? AND state = ? AND notice_id IN (SELECT id FROM notices WHERE student_id = ?)`,
-			deliveryCancelled, "guardianship removed", now, guardianID, deliveryPending, studentID).Error
+			ecardbot.DeliveryCancelled, "guardianship removed", now, guardianID, ecardbot.DeliveryPending, studentID).Error
 	})
 	if err != nil {
 		return fmt.Errorf("remove guardianship: %w", mapError(err))

@@ -438,13 +438,13 @@ func TestImportedSubscribersReceiveDeliveries(t *testing.T) {
 		checkResult(t, "morning", got, ecardbot.IngestResult{Accepted: 3})
 		f.ingest(t, tp(16, 5, 0), tap("e4", "C1", out, tp(16, 0, 0)))
 		want := []deliveryView{
-			{"1001", "arrived", "tp-a", "email", deliveryPending, 0},
-			{"1001", "arrived", "tp-a", "line", deliveryPending, 0},
-			{"1001", "left", "tp-a", "email", deliveryPending, 0},
-			{"1001", "left", "tp-a", "line", deliveryPending, 0},
-			{"1001", "left", "tp-b", "line", deliveryPending, 0},
-			{"1002", "arrived", "tp-c", "email", deliveryPending, 0},
-			{"1003", "arrived", "tp-d", "line", deliveryPending, 0},
+			{"1001", "arrived", "tp-a", "email", ecardbot.DeliveryPending, 0},
+			{"1001", "arrived", "tp-a", "line", ecardbot.DeliveryPending, 0},
+			{"1001", "left", "tp-a", "email", ecardbot.DeliveryPending, 0},
+			{"1001", "left", "tp-a", "line", ecardbot.DeliveryPending, 0},
+			{"1001", "left", "tp-b", "line", ecardbot.DeliveryPending, 0},
+			{"1002", "arrived", "tp-c", "email", ecardbot.DeliveryPending, 0},
+			{"1003", "arrived", "tp-d", "line", ecardbot.DeliveryPending, 0},
 		}
 		if diff := cmp.Diff(want, listDeliveries(t, f.db)); diff != "" {
 			t.Errorf("deliveries (-want +got):\n%s", diff)
