@@ -69,7 +69,7 @@ func New(cfg Config, sweeps ecardbot.SweepService, retention ecardbot.RetentionS
 		sweeps: sweeps, retention: retention, metrics: newMetrics(reg),
 	}
 	if s.loc == nil {
-		s.loc = taipei()
+		s.loc = ecardbot.Taipei
 	}
 	if s.retentionDays == 0 {
 		s.retentionDays = DefaultRetentionDays
@@ -91,13 +91,6 @@ func New(cfg Config, sweeps ecardbot.SweepService, retention ecardbot.RetentionS
 	}
 	s.log = logger.With("component", "schedule")
 	return s
-}
-
-func taipei() *time.Location {
-	if loc, err := time.LoadLocation("Asia/Taipei"); err == nil {
-		return loc
-	}
-	return time.FixedZone("Asia/Taipei", 8*60*60)
 }
 
 // state is what Run remembers between passes.

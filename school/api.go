@@ -65,7 +65,7 @@ type API struct {
 // discards logs.
 func NewAPI(cfg APIConfig, gate ecardbot.GateService, logger *slog.Logger, reg prometheus.Registerer) *API {
 	if cfg.Location == nil {
-		cfg.Location = time.FixedZone("Asia/Taipei", 8*60*60)
+		cfg.Location = ecardbot.Taipei
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

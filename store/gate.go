@@ -59,7 +59,7 @@ var _ ecardbot.GateService = (*GateService)(nil)
 func NewGateService(db *DB, cfg GateConfig) *GateService {
 	s := &GateService{db: db, loc: cfg.Location, debounce: cfg.Debounce, staleness: cfg.Staleness, now: cfg.Now}
 	if s.loc == nil {
-		s.loc = taipei()
+		s.loc = ecardbot.Taipei
 	}
 	if s.debounce == 0 {
 		s.debounce = DefaultDebounce
@@ -71,13 +71,6 @@ func NewGateService(db *DB, cfg GateConfig) *GateService {
 		s.now = time.Now
 	}
 	return s
-}
-
-func taipei() *time.Location {
-	if loc, err := time.LoadLocation("Asia/Taipei"); err == nil {
-		return loc
-	}
-	return time.FixedZone("Asia/Taipei", 8*60*60)
 }
 
 // AuthenticateSchool returns the school whose gate API key has the keyed hash. Returns

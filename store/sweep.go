@@ -49,7 +49,7 @@ var _ ecardbot.SweepService = (*SweepService)(nil)
 func NewSweepService(db *DB, cfg SweepConfig) *SweepService {
 	s := &SweepService{db: db, loc: cfg.Location, staleness: cfg.Staleness, now: cfg.Now}
 	if s.loc == nil {
-		s.loc = taipei()
+		s.loc = ecardbot.Taipei
 	}
 	if s.staleness == 0 {
 		s.staleness = DefaultStaleness
