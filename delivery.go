@@ -1,6 +1,7 @@
 package ecardbot
 
 import (
+	"context"
 	"time"
 )
 
@@ -33,4 +34,44 @@ type DeliveryDetail struct {
 	// reachable on the channel (blocked the bot, unlinked, removed the child, e-mail removed):
 	// the sender drops it instead of sending.
 	Reachable bool
+}
+
+// DeadLetter is a delivery given up on, as operators list it before replaying it.
+type DeadLetter struct {
+	ID         string
+	Channel    Channel
+	Attempts   int
+	DeadReason string // LINE's message, "unreachable", or "retry window (23 h) exceeded"
+	LastError  string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// PendingDelivery is a delivery the relay has yet to queue: the channel picks the queue.
+type PendingDelivery struct {
+	ID      string
+	Channel Channel
+}
+
+// DeliveryService moves deliveries through their states for the push relay and workers.
+// Every transition is conditional on the state it leaves, so a retried or duplicated task can
+// repeat it harmlessly, and a sent delivery never goes back.
+type DeliveryService interface {
+	// PendingBatch returns up to limit pending deliveries, oldest first.
+	PendingBatch(ctx context.Context, limit int) ([]PendingDelivery, error)
+	// MarkQueued moves pending deliveries to queued; others are left alone.
+	MarkQueued(ctx context.Context, ids []string) error
+	// Detail returns what a sender needs, with Reachable computed now. ENOTFOUND when the
+	// delivery no longer exists (its guardian was removed).
+	Detail(ctx context.Context, id string) (DeliveryDetail, error)
+	// MarkSent records that the channel accepted the delivery.
+	MarkSent(ctx context.Context, id, lineRequestID string) error
+	// MarkRetry counts a failed attempt and keeps its error.
+	MarkRetry(ctx context.Context, id, lastError string) error
+	// MarkDead gives up on a pending or queued delivery, with the reason operators see.
+	MarkDead(ctx context.Context, id, reason string) error
+	// ListDead returns up to limit dead letters, newest first.
+	ListDead(ctx context.Context, limit int) ([]DeadLetter, error)
+	// Replay moves dead deliveries back to pending (attempts kept) and returns how many moved.
+	Replay(ctx context.Context, ids []string) (int, error)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/taipei-doit/ecardbot/config"
 	"github.com/taipei-doit/ecardbot/kv"
 	"github.com/taipei-doit/ecardbot/lineapi"
+	"github.com/taipei-doit/ecardbot/push"
 	"github.com/taipei-doit/ecardbot/schedule"
 	"github.com/taipei-doit/ecardbot/school"
 	"github.com/taipei-doit/ecardbot/server"
@@ -43,6 +45,7 @@ type Main struct {
 	bot           *bot.Bot
 	http          *http.Server
 	stopScheduler func() // set by Run with the scheduler role
+	stopWorker    func() // set by Run with the worker role
 }
 
 // shutdownTimeout bounds each stage of Close; a Kubernetes pod gets 30 s between SIGTERM and
@@ -124,6 +127,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if cfg.Roles.Scheduler {
 		m.stopScheduler = m.startScheduler()
 	}
+	if cfg.Roles.Worker {
+		if m.stopWorker, err = m.startWorker(line); err != nil {
+			return err
+		}
+	}
 	log.Info("serving", "component", "main", "addr", m.Addr, "roles", cfg.Roles.String(),
 		"database", m.db.Dialect(), "embedded_redis", m.kv.Embedded())
 	return nil
@@ -150,6 +158,12 @@ func (m *Main) Close() error {
 		m.stopScheduler()
 		m.stopScheduler = nil
 	}
+	if m.stopWorker != nil {
+		// Before Redis and the database: asynq's Shutdown waits for the running pushes, which
+		// still need both to record their outcome.
+		m.stopWorker()
+		m.stopWorker = nil
+	}
 	if m.kv != nil {
 		errs = append(errs, m.kv.Close())
 	}
@@ -157,4 +171,39 @@ func (m *Main) Close() error {
 		errs = append(errs, m.db.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// startWorker starts the push pipeline on the kv client's Redis: the outbox relay and the LINE
+// workers (cfg.Workers at once, cfg.LinePushRate a second across all replicas). It returns the
+// function that stops both, the relay first so nothing new is queued while workers drain.
+func (m *Main) startWorker(line *lineapi.Client) (func(), error) {
+	cfg, log := m.Config, m.Logger
+	deliveries := store.NewDeliveryService(m.db)
+	rate := int(math.Ceil(cfg.LinePushRate))
+	worker := push.NewWorker(push.WorkerConfig{
+		Deliveries:  deliveries,
+		LINE:        line,
+		Redis:       m.kv.Redis(),
+		Prefix:      m.kv.Prefix(),
+		Rate:        rate,
+		Concurrency: cfg.Workers,
+		Logger:      log,
+		Registerer:  m.Registry,
+		// OnPaused is where the e-mail fallback for the LINE monthly limit will hook in.
+	})
+	if err := worker.Start(); err != nil {
+		return nil, err
+	}
+	relay := push.NewRelay(push.RelayConfig{Deliveries: deliveries, Redis: m.kv.Redis(), Prefix: m.kv.Prefix(), Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		relay.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+		worker.Shutdown()
+	}, nil
 }

@@ -49,6 +49,7 @@ func newRootCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra
 		newSubscribersCommand(getenv),
 		newGateCommand(getenv),
 		newBenchCommand(getenv),
+		newDeadLettersCommand(getenv),
 	)
 	return root
 }

@@ -105,11 +105,13 @@ func TestEndToEndFollowRepliesOnceAcrossResendsAndRedeliveries(t *testing.T) {
 func TestEndToEndOperationsEndpoints(t *testing.T) {
 	t.Parallel()
 	m, _ := mustRunMain(t)
-	for path, want := range map[string]string{
-		"/healthz": `"status":"ok"`,
-		"/readyz":  `"database":"ok"`,
-		"/metrics": "ecardbot_http_requests_total",
+	// In this order: /metrics shows the requests counted before it.
+	for _, tt := range []struct{ path, want string }{
+		{"/healthz", `"status":"ok"`},
+		{"/readyz", `"database":"ok"`},
+		{"/metrics", `ecardbot_http_requests_total{route="/healthz",status="200"} 1`},
 	} {
+		path, want := tt.path, tt.want
 		res, err := http.Get("http://" + m.Addr + path)
 		if err != nil {
 			t.Fatal(err)

@@ -38,6 +38,9 @@ func newSandboxCommand(getenv func(string) string) *cobra.Command {
 				ChannelSecret: cfg.LineChannelSecret,
 				ChannelToken:  cfg.LineChannelToken,
 				Logger:        logger.With("component", "linesim"),
+				// Subscribers imported from the old portal are LINE friends the emulator has
+				// never seen: let them receive their pushes and show up on the chat page.
+				AutoFriend: true,
 			})
 			if err != nil {
 				return err

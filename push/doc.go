@@ -1,0 +1,27 @@
+// Package push delivers notices: an outbox relay moves pending deliveries from the database to a
+// Redis queue (asynq), and workers send each one to LINE within a rate limit shared by every
+// worker of every replica.
+//
+// The flow of one delivery:
+//
+//  1. The fan-out creates it pending, with a UUID, in the transaction that created its notice.
+//  2. The Relay enqueues a task whose asynq task ID is that UUID, then marks it queued. asynq
+//     refuses a second task with the same ID, so a relay that crashed between the two steps
+//     enqueues nothing new when it runs again: nothing is lost and nothing is doubled. While
+//     Redis is down deliveries simply stay pending in the database.
+//  3. A worker loads the delivery, drops it if it is no longer pending or queued or the guardian
+//     is no longer reachable, waits for its turn in the global limiter (a GCRA in Redis), and
+//     pushes it to LINE.
+//  4. The outcome decides the next state: accepted (200, or 409 for a retry key LINE has already
+//     seen) → sent; a LINE-side or network failure, or the rate limit → retried with capped
+//     exponential backoff for up to 23 hours after the delivery was created; the monthly limit →
+//     LINE sending paused for everyone for a while; a request LINE will never accept → dead
+//     letter with LINE's reason, which operators can list and replay.
+//
+// Why the retry key never changes: LINE remembers an X-Line-Retry-Key for 24 hours and answers
+// 409 to a second push with the same key instead of delivering it again. A push whose answer was
+// lost (timeout, dropped connection, crashed worker) may have been delivered; retrying it with
+// the same key is the only way to find out without sending it twice. The key is therefore the
+// delivery's UUID, fixed at creation and reused on every attempt, by every worker, after a
+// replay too — and the 23-hour retry window keeps every attempt inside LINE's 24 hours.
+package push

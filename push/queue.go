@@ -1,0 +1,160 @@
+package push
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/taipei-doit/ecardbot"
+)
+
+// Queue names and task types. One queue per channel keeps a LINE outage from holding up e-mail.
+// This package's Worker serves QueueLINE only; the e-mail worker serves QueueEmail. asynq has no
+// key prefix, so the queue's real name is the kv prefix plus these (Queue): two deployments, or
+// two tests, sharing one Redis then never take each other's tasks.
+const (
+	QueueLINE    = "line"
+	TaskLINE     = "delivery:line"
+	QueueEmail   = "email"
+	TaskEmail    = "delivery:email"
+	maxRetry     = 100000          // the 23-hour window, not a count, ends retrying
+	taskTimeout  = 5 * time.Minute // one attempt, limiter wait included
+	DefaultRetry = 23 * time.Hour  // inside LINE's 24 h memory of retry keys
+)
+
+// newTask is the task of delivery p, in its channel's queue; the payload is the delivery's ID.
+// Its asynq task ID is the delivery's ID too, which makes enqueueing idempotent.
+func newTask(prefix string, p ecardbot.PendingDelivery) (*asynq.Task, []asynq.Option) {
+	typ := TaskLINE
+	if p.Channel == ecardbot.ChannelEmail {
+		typ = TaskEmail
+	}
+	return asynq.NewTask(typ, []byte(p.ID)), []asynq.Option{
+		asynq.TaskID(p.ID), asynq.Queue(queueOf(prefix, p.Channel)), asynq.MaxRetry(maxRetry), asynq.Timeout(taskTimeout),
+	}
+}
+
+// Queue returns the asynq queue name of queue (QueueLINE or QueueEmail) under the kv prefix.
+func Queue(prefix, queue string) string { return prefix + queue }
+
+// queueOf returns the queue of a channel's tasks.
+func queueOf(prefix string, c ecardbot.Channel) string {
+	if c == ecardbot.ChannelEmail {
+		return Queue(prefix, QueueEmail)
+	}
+	return Queue(prefix, QueueLINE)
+}
+
+// Backoff is a capped exponential backoff with jitter: Base·2ⁿ, at most Max, then a random
+// half to whole of it, so workers that failed together do not retry together.
+type Backoff struct {
+	Base time.Duration // first delay; zero means 1 s
+	Max  time.Duration // cap; zero means 10 min
+}
+
+// Delay returns the delay before retry n (0 for the first retry).
+func (b Backoff) Delay(n int) time.Duration {
+	base, maxd := b.Base, b.Max
+	if base <= 0 {
+		base = time.Second
+	}
+	if maxd <= 0 {
+		maxd = 10 * time.Minute
+	}
+	d := maxd
+	if n < 40 {
+		if x := base << n; x > 0 && x < maxd {
+			d = x
+		}
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// ErrPermanent, returned (wrapped) by a task handler, dead-letters the task at once instead of
+// retrying it. It is asynq's SkipRetry.
+var ErrPermanent = asynq.SkipRetry
+
+// errPaused is returned while LINE sending is paused; the task waits for PauseRetry, not a backoff.
+var errPaused = errors.New("LINE sending paused: monthly limit")
+
+// retryDelayFunc is asynq's RetryDelayFunc: the backoff, or pauseRetry while paused.
+func retryDelayFunc(b Backoff, pauseRetry time.Duration) asynq.RetryDelayFunc {
+	return func(n int, err error, _ *asynq.Task) time.Duration {
+		if errors.Is(err, errPaused) {
+			return pauseRetry
+		}
+		return b.Delay(n)
+	}
+}
+
+// Metrics are the push pipeline's Prometheus metrics.
+type Metrics struct {
+	sends        *prometheus.CounterVec
+	limiterWait  prometheus.Histogram
+	retries      prometheus.Counter
+	deadLetters  *prometheus.CounterVec
+	monthlyLimit prometheus.Counter
+	dropped      *prometheus.CounterVec
+}
+
+// NewMetrics registers the metrics with reg; nil reg means unregistered (tests, commands).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecardbot_push_sends_total", Help: "LINE push attempts by outcome (sent, duplicate, rate_limited, monthly_limit, retry, dead).",
+		}, []string{"status"}),
+		limiterWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ecardbot_push_limiter_wait_seconds", Help: "Time a worker waited for its turn in the global LINE push rate limit.",
+			Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30},
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ecardbot_push_retries_total", Help: "Failed delivery attempts that will be retried.",
+		}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecardbot_push_dead_letters_total", Help: "Deliveries given up, by reason class.",
+		}, []string{"reason"}),
+		monthlyLimit: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ecardbot_push_line_monthly_limit_total", Help: "Times LINE answered that the monthly message quota is used up (alert on any increase).",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ecardbot_push_dropped_total", Help: "Tasks dropped without sending: already handled or guardian unreachable.",
+		}, []string{"reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.sends, m.limiterWait, m.retries, m.deadLetters, m.monthlyLimit, m.dropped)
+	}
+	return m
+}
+
+// registerQueueDepth exports the LINE queue's depth, read from Redis at each scrape.
+func registerQueueDepth(reg prometheus.Registerer, insp *asynq.Inspector, queue string) {
+	if reg == nil {
+		return
+	}
+	for _, state := range []string{"pending", "active", "scheduled", "retry", "archived"} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ecardbot_push_queue_depth", Help: "Tasks in the LINE push queue, by state.",
+			ConstLabels: prometheus.Labels{"queue": QueueLINE, "state": state},
+		}, func() float64 {
+			q, err := insp.GetQueueInfo(queue)
+			if err != nil {
+				return 0
+			}
+			switch state {
+			case "pending":
+				return float64(q.Pending)
+			case "active":
+				return float64(q.Active)
+			case "scheduled":
+				return float64(q.Scheduled)
+			case "retry":
+				return float64(q.Retry)
+			default:
+				return float64(q.Archived)
+			}
+		}))
+	}
+}

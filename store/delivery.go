@@ -1,0 +1,209 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/taipei-doit/ecardbot"
+)
+
+// DeliveryService keeps the state of deliveries (the outbox) for the push relay and workers.
+//
+// The queue is at-least-once: a task may run twice, and the relay may enqueue a delivery it
+// already enqueued. Every transition is therefore one UPDATE guarded by the state it leaves, so
+// repeating it changes nothing, and no transition leaves sent: a delivery LINE accepted is
+// never queued, retried or dead-lettered again.
+type DeliveryService struct {
+	db  *DB
+	now func() time.Time
+}
+
+var _ ecardbot.DeliveryService = (*DeliveryService)(nil)
+
+// NewDeliveryService returns the service over db, which must be migrated.
+func NewDeliveryService(db *DB) *DeliveryService {
+	return &DeliveryService{db: db, now: time.Now}
+}
+
+// active is the SQL list of states a sender may still act on.
+const active = `('pending', 'queued')`
+
+// PendingBatch returns up to limit pending deliveries, oldest first, so a backlog drains in
+// the order the notices happened.
+func (s *DeliveryService) PendingBatch(ctx context.Context, limit int) ([]ecardbot.PendingDelivery, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var rows []struct {
+		ID      string
+		Channel string
+	}
+	err := s.db.gorm.WithContext(ctx).Raw(`SELECT id, channel FROM deliveries WHERE state = ? ORDER BY created_at, id LIMIT ?`,
+		ecardbot.DeliveryPending, limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("pending deliveries: %w", mapError(err))
+	}
+	out := make([]ecardbot.PendingDelivery, len(rows))
+	for i, r := range rows {
+		out[i] = ecardbot.PendingDelivery{ID: r.ID, Channel: ecardbot.Channel(r.Channel)}
+	}
+	return out, nil
+}
+
+// MarkQueued moves the pending deliveries among ids to queued. A delivery a worker already
+// handled (the relay crashed before marking it) keeps its state.
+func (s *DeliveryService) MarkQueued(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	for chunk := range chunks(ids, 1) {
+		err := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET state = ?, updated_at = ? WHERE state = ? AND id IN ?`,
+			ecardbot.DeliveryQueued, s.db.timeArg(s.now()), ecardbot.DeliveryPending, chunk).Error
+		if err != nil {
+			return fmt.Errorf("mark deliveries queued: %w", mapError(err))
+		}
+	}
+	return nil
+}
+
+// detailQuery joins a delivery with what its message needs. Reachable is computed now, with
+// the same rules as the fan-out (targetsFrom): the guardianship still exists, and the guardian
+// still follows the bot on LINE or still has a confirmed address.
+const detailQuery = `SELECT d.id, d.channel, d.state, d.attempts, d.created_at, n.kind, n.at, n.student_id,
+	st.name AS child_name, sc.name AS school_name, d.guardian_id, g.language,
+	COALESCE(g.line_user_id, '') AS line_user_id, g.email,
+	CASE WHEN EXISTS (SELECT 1 FROM guardianships gs WHERE gs.guardian_id = d.guardian_id AND gs.student_id = n.student_id)
+		AND ((d.channel = 'line' AND lu.following) OR (d.channel = 'email' AND g.email_confirmed_at IS NOT NULL AND g.email <> ''))
+	THEN 1 ELSE 0 END AS reachable
+FROM deliveries d
+JOIN notices n ON n.id = d.notice_id
+JOIN students st ON st.id = n.student_id
+JOIN schools sc ON sc.id = st.school_id
+JOIN guardians g ON g.id = d.guardian_id
+LEFT JOIN line_users lu ON lu.id = g.line_user_id
+WHERE d.id = ?`
+
+// Detail returns the delivery with everything a sender needs. It returns ENOTFOUND when the
+// delivery is gone (removing a guardian deletes their deliveries).
+func (s *DeliveryService) Detail(ctx context.Context, id string) (ecardbot.DeliveryDetail, error) {
+	var rows []struct {
+		ID         string
+		Channel    string
+		State      string
+		Attempts   int
+		CreatedAt  time.Time
+		Kind       string
+		At         time.Time
+		StudentID  int64
+		ChildName  string
+		SchoolName string
+		GuardianID int64
+		Language   string
+		LineUserID string
+		Email      string
+		Reachable  int
+	}
+	if err := s.db.gorm.WithContext(ctx).Raw(detailQuery, id).Scan(&rows).Error; err != nil {
+		return ecardbot.DeliveryDetail{}, fmt.Errorf("delivery detail: %w", mapError(err))
+	}
+	if len(rows) == 0 {
+		return ecardbot.DeliveryDetail{}, ecardbot.Errorf(ecardbot.ENOTFOUND, "Delivery not found.")
+	}
+	r := rows[0]
+	return ecardbot.DeliveryDetail{
+		ID:         r.ID,
+		Channel:    ecardbot.Channel(r.Channel),
+		State:      r.State,
+		Attempts:   r.Attempts,
+		CreatedAt:  r.CreatedAt.UTC(),
+		Kind:       ecardbot.NoticeKind(r.Kind),
+		At:         r.At.UTC(),
+		StudentID:  r.StudentID,
+		ChildName:  r.ChildName,
+		SchoolName: r.SchoolName,
+		GuardianID: r.GuardianID,
+		Language:   r.Language,
+		LineUserID: r.LineUserID,
+		Email:      r.Email,
+		Reachable:  r.Reachable != 0,
+	}, nil
+}
+
+// MarkSent records that the channel accepted the delivery, with LINE's request ID (for a 409,
+// the accepted request's). A delivery that is already sent keeps its first request ID.
+func (s *DeliveryService) MarkSent(ctx context.Context, id, lineRequestID string) error {
+	now := s.db.timeArg(s.now())
+	err := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET state = ?, line_request_id = ?, sent_at = ?, updated_at = ?
+WHERE id = ? AND state IN `+active, ecardbot.DeliverySent, lineRequestID, now, now, id).Error
+	if err != nil {
+		return fmt.Errorf("mark delivery sent: %w", mapError(err))
+	}
+	return nil
+}
+
+// MarkRetry counts one failed attempt of a pending or queued delivery and keeps its error.
+func (s *DeliveryService) MarkRetry(ctx context.Context, id, lastError string) error {
+	err := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET attempts = attempts + 1, last_error = ?, updated_at = ?
+WHERE id = ? AND state IN `+active, lastError, s.db.timeArg(s.now()), id).Error
+	if err != nil {
+		return fmt.Errorf("mark delivery retry: %w", mapError(err))
+	}
+	return nil
+}
+
+// MarkDead gives up on a pending or queued delivery with the reason operators see.
+func (s *DeliveryService) MarkDead(ctx context.Context, id, reason string) error {
+	err := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET state = ?, dead_reason = ?, updated_at = ?
+WHERE id = ? AND state IN `+active, ecardbot.DeliveryDead, reason, s.db.timeArg(s.now()), id).Error
+	if err != nil {
+		return fmt.Errorf("mark delivery dead: %w", mapError(err))
+	}
+	return nil
+}
+
+// ListDead returns up to limit dead letters, the most recently given up first.
+func (s *DeliveryService) ListDead(ctx context.Context, limit int) ([]ecardbot.DeadLetter, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var rows []struct {
+		ID         string
+		Channel    string
+		Attempts   int
+		DeadReason string
+		LastError  string
+		CreatedAt  time.Time
+		UpdatedAt  time.Time
+	}
+	err := s.db.gorm.WithContext(ctx).Raw(`SELECT id, channel, attempts, dead_reason, last_error, created_at, updated_at
+FROM deliveries WHERE state = ? ORDER BY updated_at DESC, id LIMIT ?`, ecardbot.DeliveryDead, limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", mapError(err))
+	}
+	out := make([]ecardbot.DeadLetter, len(rows))
+	for i, r := range rows {
+		out[i] = ecardbot.DeadLetter{
+			ID: r.ID, Channel: ecardbot.Channel(r.Channel), Attempts: r.Attempts,
+			DeadReason: r.DeadReason, LastError: r.LastError,
+			CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		}
+	}
+	return out, nil
+}
+
+// Replay moves the dead deliveries among ids back to pending, so the relay queues them again
+// with the same retry key. Attempts are kept as history; the dead reason is cleared. It
+// returns how many moved.
+func (s *DeliveryService) Replay(ctx context.Context, ids []string) (int, error) {
+	var n int64
+	for chunk := range chunks(ids, 1) {
+		res := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET state = ?, dead_reason = '', updated_at = ? WHERE state = ? AND id IN ?`,
+			ecardbot.DeliveryPending, s.db.timeArg(s.now()), ecardbot.DeliveryDead, chunk)
+		if res.Error != nil {
+			return int(n), fmt.Errorf("replay dead letters: %w", mapError(res.Error))
+		}
+		n += res.RowsAffected
+	}
+	return int(n), nil
+}

@@ -1,0 +1,156 @@
+package store
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/taipei-doit/ecardbot"
+)
+
+// seedDelivery creates a school, a student, a guardian g of the student and one pending
+// delivery on channel for a new arrival notice, and returns the delivery's id.
+func seedDelivery(tb testing.TB, db *DB, g seedGuardian, channel ecardbot.Channel) string {
+	tb.Helper()
+	school := MustImportSchool(tb, db, "313601")
+	MustImportRoster(tb, db, "313601", entry(2, "S1", "CARD1"))
+	st := studentID(tb, db, school, "S1")
+	g.students = append(g.students, st)
+	gid := mustGuardian(tb, db, g)
+	now := db.timeArg(seedNow)
+	var notice int64
+	err := db.gorm.Raw(`INSERT INTO notices (student_id, day, kind, at, stale, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		st, "2026-11-01", string(ecardbot.KindArrived), now, false, now).Scan(&notice).Error
+	if err != nil {
+		tb.Fatalf("insert notice: %v", err)
+	}
+	id := uuid.NewString()
+	err = db.gorm.Exec(`INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)`,
+		id, notice, gid, string(channel), ecardbot.DeliveryPending, now, now).Error
+	if err != nil {
+		tb.Fatalf("insert delivery: %v", err)
+	}
+	return id
+}
+
+const testLineUser = "U00000000000000000000000000000001"
+
+func TestDeliveryLifecycle(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := MustOpenMigrated(t, b)
+		svc := NewDeliveryService(db)
+		id := seedDelivery(t, db, seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: true}, ecardbot.ChannelLINE)
+
+		ids, err := svc.PendingBatch(ctx, 10)
+		if err != nil || len(ids) != 1 || ids[0] != (ecardbot.PendingDelivery{ID: id, Channel: ecardbot.ChannelLINE}) {
+			t.Fatalf("PendingBatch = %v, %v; want [%s]", ids, err, id)
+		}
+		d, err := svc.Detail(ctx, id)
+		if err != nil {
+			t.Fatalf("Detail: %v", err)
+		}
+		if !d.Reachable || d.State != ecardbot.DeliveryPending || d.ChildName == "" || d.SchoolName == "" ||
+			d.LineUserID != testLineUser || d.Kind != ecardbot.KindArrived || !d.CreatedAt.Equal(seedNow) || !d.At.Equal(seedNow) {
+			t.Errorf("Detail = %+v", d)
+		}
+		if err := svc.MarkQueued(ctx, []string{id}); err != nil {
+			t.Fatal(err)
+		}
+		if ids, _ := svc.PendingBatch(ctx, 10); len(ids) != 0 {
+			t.Errorf("PendingBatch after MarkQueued = %v", ids)
+		}
+		if err := svc.MarkRetry(ctx, id, "status 500"); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.MarkSent(ctx, id, "req-1"); err != nil {
+			t.Fatal(err)
+		}
+		// A sent delivery never goes back, and keeps its first request id.
+		for _, f := range []func() error{
+			func() error { return svc.MarkQueued(ctx, []string{id}) },
+			func() error { return svc.MarkRetry(ctx, id, "x") },
+			func() error { return svc.MarkDead(ctx, id, "x") },
+			func() error { return svc.MarkSent(ctx, id, "req-2") },
+		} {
+			if err := f(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := svc.Replay(ctx, []string{id}); err != nil || n != 0 {
+			t.Errorf("Replay of a sent delivery = %d, %v", n, err)
+		}
+		d, _ = svc.Detail(ctx, id)
+		if d.State != ecardbot.DeliverySent || d.Attempts != 1 {
+			t.Errorf("after sent: %+v", d)
+		}
+		var reqID string
+		db.gorm.Raw(`SELECT line_request_id FROM deliveries WHERE id = ?`, id).Scan(&reqID)
+		if reqID != "req-1" {
+			t.Errorf("line_request_id = %q, want req-1", reqID)
+		}
+
+		if _, err := svc.Detail(ctx, uuid.NewString()); ecardbot.ErrorCode(err) != ecardbot.ENOTFOUND {
+			t.Errorf("Detail of unknown = %v, want ENOTFOUND", err)
+		}
+	})
+}
+
+func TestDeliveryDeadAndReplay(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := MustOpenMigrated(t, b)
+		svc := NewDeliveryService(db)
+		id := seedDelivery(t, db, seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: false}, ecardbot.ChannelLINE)
+
+		d, err := svc.Detail(ctx, id)
+		if err != nil || d.Reachable {
+			t.Fatalf("Detail of an unfollowed guardian = %+v, %v; want unreachable", d, err)
+		}
+		if err := svc.MarkRetry(ctx, id, "boom"); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.MarkDead(ctx, id, "Failed to send messages"); err != nil {
+			t.Fatal(err)
+		}
+		dead, err := svc.ListDead(ctx, 10)
+		if err != nil || len(dead) != 1 || dead[0].ID != id || dead[0].DeadReason != "Failed to send messages" || dead[0].Attempts != 1 || dead[0].LastError != "boom" {
+			t.Fatalf("ListDead = %+v, %v", dead, err)
+		}
+		if n, err := svc.Replay(ctx, []string{id}); err != nil || n != 1 {
+			t.Fatalf("Replay = %d, %v", n, err)
+		}
+		if n, _ := svc.Replay(ctx, []string{id}); n != 0 {
+			t.Errorf("second Replay moved %d", n)
+		}
+		d, _ = svc.Detail(ctx, id)
+		if d.State != ecardbot.DeliveryPending || d.Attempts != 1 {
+			t.Errorf("after replay: %+v", d)
+		}
+		if dead, _ := svc.ListDead(ctx, 10); len(dead) != 0 {
+			t.Errorf("ListDead after replay = %+v", dead)
+		}
+	})
+}
+
+func TestDeliveryEmailReachable(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := MustOpenMigrated(t, b)
+		svc := NewDeliveryService(db)
+		id := seedDelivery(t, db, seedGuardian{taipeiPass: "tp1", email: "a@example.com", confirmed: true}, ecardbot.ChannelEmail)
+		d, err := svc.Detail(ctx, id)
+		if err != nil || !d.Reachable || d.Email != "a@example.com" {
+			t.Fatalf("Detail = %+v, %v", d, err)
+		}
+		// Ending the guardianship makes it unreachable at once.
+		if err := db.gorm.Exec(`DELETE FROM guardianships`).Error; err != nil {
+			t.Fatal(err)
+		}
+		d, err = svc.Detail(ctx, id)
+		if err != nil || d.Reachable {
+			t.Fatalf("Detail without guardianship = %+v, %v", d, err)
+		}
+	})
+}
