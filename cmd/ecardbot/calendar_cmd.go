@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -51,29 +52,16 @@ func newCalendarImportCommand(getenv func(string) string) *cobra.Command {
 		Example: "  ecardbot calendar import calendar-2026.csv",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(getenv)
-			if err != nil {
-				return err
-			}
-			var entries []ecardbot.CalendarEntry
-			err = parseFile(cmd.ErrOrStderr(), args[0], func(r io.Reader) (err error) {
-				entries, err = school.ParseCalendar(r)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			db, err := openMigrated(cmd.Context(), cfg, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			changed, err := store.NewCalendarService(db).ImportCalendar(cmd.Context(), entries)
-			if err != nil {
-				return commandError(args[0]+": nothing imported", err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "calendar: %d entries, %d new or changed\n", len(entries), changed)
-			return nil
+			return importCSV(cmd, getenv, args[0],
+				func(_ config.Config, r io.Reader) ([]ecardbot.CalendarEntry, error) { return school.ParseCalendar(r) },
+				func(ctx context.Context, db *store.DB, entries []ecardbot.CalendarEntry) error {
+					changed, err := store.NewCalendarService(db).ImportCalendar(ctx, entries)
+					if err != nil {
+						return commandError(args[0]+": nothing imported", err)
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "calendar: %d entries, %d new or changed\n", len(entries), changed)
+					return nil
+				})
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -42,37 +43,26 @@ func newRosterImportCommand(getenv func(string) string) *cobra.Command {
 		Example: "  ecardbot roster import --school 313601 roster-313601.csv",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(getenv)
-			if err != nil {
-				return err
-			}
-			secret, err := commandSecretKey(cfg)
-			if err != nil {
-				return err
-			}
 			code = strings.ToUpper(strings.TrimSpace(code))
-			var entries []ecardbot.RosterEntry
-			err = parseFile(cmd.ErrOrStderr(), args[0], func(r io.Reader) (err error) {
-				entries, err = school.ParseRoster(r, secret)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			db, err := openMigrated(cmd.Context(), cfg, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			res, err := store.NewRosterService(db).ImportRoster(cmd.Context(), code, entries)
-			if ecardbot.ErrorCode(err) == ecardbot.ENOTFOUND {
-				return fmt.Errorf("school %s not found: import it first with `ecardbot school import`", code)
-			} else if err != nil {
-				return commandError(args[0]+": nothing imported", err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "roster %s: %d created, %d updated, %d deactivated\n",
-				code, res.Created, res.Updated, res.Deactivated)
-			return nil
+			return importCSV(cmd, getenv, args[0],
+				func(cfg config.Config, r io.Reader) ([]ecardbot.RosterEntry, error) {
+					secret, err := commandSecretKey(cfg)
+					if err != nil {
+						return nil, err
+					}
+					return school.ParseRoster(r, secret)
+				},
+				func(ctx context.Context, db *store.DB, entries []ecardbot.RosterEntry) error {
+					res, err := store.NewRosterService(db).ImportRoster(ctx, code, entries)
+					if ecardbot.ErrorCode(err) == ecardbot.ENOTFOUND {
+						return fmt.Errorf("school %s not found: import it first with `ecardbot school import`", code)
+					} else if err != nil {
+						return commandError(args[0]+": nothing imported", err)
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "roster %s: %d created, %d updated, %d deactivated\n",
+						code, res.Created, res.Updated, res.Deactivated)
+					return nil
+				})
 		},
 	}
 	cmd.Flags().StringVar(&code, "school", "", "code of the school, e.g. 313601 (required)")

@@ -51,29 +51,16 @@ func newSchoolImportCommand(getenv func(string) string) *cobra.Command {
 		Example: "  ecardbot school import schools.csv",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(getenv)
-			if err != nil {
-				return err
-			}
-			var schools []ecardbot.School
-			err = parseFile(cmd.ErrOrStderr(), args[0], func(r io.Reader) (err error) {
-				schools, err = school.ParseSchools(r)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			db, err := openMigrated(cmd.Context(), cfg, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			created, updated, err := store.NewSchoolService(db).ImportSchools(cmd.Context(), schools)
-			if err != nil {
-				return commandError(args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "schools: %d created, %d updated\n", created, updated)
-			return nil
+			return importCSV(cmd, getenv, args[0],
+				func(_ config.Config, r io.Reader) ([]ecardbot.School, error) { return school.ParseSchools(r) },
+				func(ctx context.Context, db *store.DB, schools []ecardbot.School) error {
+					created, updated, err := store.NewSchoolService(db).ImportSchools(ctx, schools)
+					if err != nil {
+						return commandError(args[0], err)
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "schools: %d created, %d updated\n", created, updated)
+					return nil
+				})
 		},
 	}
 }
@@ -149,6 +136,30 @@ func openMigrated(ctx context.Context, cfg config.Config, stderr io.Writer) (*st
 		return nil, err
 	}
 	return db, nil
+}
+
+// importCSV is what every CSV import command does: load the configuration, parse the whole file
+// (every bad line printed with its number, nothing applied), then apply it on a migrated
+// database. parse gets the configuration for what it needs of it, such as the secret key.
+func importCSV[T any](cmd *cobra.Command, getenv func(string) string, path string,
+	parse func(config.Config, io.Reader) (T, error), apply func(context.Context, *store.DB, T) error) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	var v T
+	if err := parseFile(cmd.ErrOrStderr(), path, func(r io.Reader) (err error) {
+		v, err = parse(cfg, r)
+		return err
+	}); err != nil {
+		return err
+	}
+	db, err := openMigrated(cmd.Context(), cfg, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return apply(cmd.Context(), db, v)
 }
 
 // parseFile opens path and runs parse on it. A *school.ParseError has every bad line printed to
