@@ -28,25 +28,12 @@ const maxCalendarNote = 200
 //
 // A bad file returns a *ParseError listing every bad line and no entries.
 func ParseCalendar(r io.Reader) ([]ecardbot.CalendarEntry, error) {
-	errs := &ParseError{}
-	t, err := newTable(r, CalendarColumns, errs)
-	if err != nil {
-		return nil, err
-	}
 	type key struct {
 		closure      bool
 		date, school string
 	}
-	var entries []ecardbot.CalendarEntry
 	seen := map[key]int{} // → line
-	for {
-		line, rec, ok, err := t.next()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			break
-		}
+	return whole(parseRows(r, CalendarColumns, "no entries after the header", func(line int, rec record) (ecardbot.CalendarEntry, []string) {
 		var problems []string
 		e := ecardbot.CalendarEntry{
 			Line:       line,
@@ -77,17 +64,6 @@ func ParseCalendar(r io.Reader) ([]ecardbot.CalendarEntry, error) {
 				seen[k] = line
 			}
 		}
-		if len(problems) > 0 {
-			errs.add(line, problems...)
-			continue
-		}
-		entries = append(entries, e)
-	}
-	if errs.Total == 0 && len(entries) == 0 {
-		errs.add(2, "no entries after the header")
-	}
-	if err := errs.orNil(); err != nil {
-		return nil, err
-	}
-	return entries, nil
+		return e, problems
+	}))
 }

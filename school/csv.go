@@ -73,6 +73,44 @@ func (e *ParseError) orNil() error {
 	return e
 }
 
+// parseRows is the loop every parser shares: read the header, turn each line into a row or the
+// problems that keep it out (all of them, so one run reports every bad line), and refuse a file
+// with no rows, saying empty. It returns the good rows and, when any line is bad, a *ParseError.
+func parseRows[T any](r io.Reader, columns []string, empty string, row func(line int, rec record) (T, []string)) ([]T, error) {
+	errs := &ParseError{}
+	t, err := newTable(r, columns, errs)
+	if err != nil {
+		return nil, err
+	}
+	var rows []T
+	for {
+		line, rec, ok, err := t.next()
+		if err != nil {
+			return nil, err
+		} else if !ok {
+			break
+		}
+		v, problems := row(line, rec)
+		if len(problems) > 0 {
+			errs.add(line, problems...)
+			continue
+		}
+		rows = append(rows, v)
+	}
+	if errs.Total == 0 && len(rows) == 0 {
+		errs.add(2, empty)
+	}
+	return rows, errs.orNil()
+}
+
+// whole keeps a file all or nothing: no rows at all when any line is bad.
+func whole[T any](rows []T, err error) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
 // table reads a CSV file whose first line names its columns. Columns are found by name, so a
 // file exported with its columns in another order still imports; a missing, unknown or
 // repeated column fails the file, since it usually means a misspelt header.
@@ -199,21 +237,8 @@ func checkLen(problems []string, column, value string, limit int) []string {
 //
 // A bad file returns a *ParseError listing every bad line and no schools.
 func ParseSchools(r io.Reader) ([]ecardbot.School, error) {
-	errs := &ParseError{}
-	t, err := newTable(r, SchoolColumns, errs)
-	if err != nil {
-		return nil, err
-	}
-	var schools []ecardbot.School
 	seen := map[string]int{} // code → line
-	for {
-		line, rec, ok, err := t.next()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			break
-		}
+	return whole(parseRows(r, SchoolColumns, "no schools after the header", func(line int, rec record) (ecardbot.School, []string) {
 		var problems []string
 		s := ecardbot.School{
 			Code:          strings.ToUpper(rec.get("code")),
@@ -244,23 +269,13 @@ func ParseSchools(r io.Reader) ([]ecardbot.School, error) {
 			problems = append(problems, "level must be 國小, 國中, 高中 or 高職")
 		}
 		if c := rec.get("cutoff"); c != "" {
+			var err error
 			if s.Cutoff, err = ecardbot.ParseClock(c); err != nil {
 				problems = append(problems, "cutoff must be a time of day as HH:MM, e.g. 08:30")
 			}
 		}
-		if len(problems) > 0 {
-			errs.add(line, problems...)
-			continue
-		}
-		schools = append(schools, s)
-	}
-	if errs.Total == 0 && len(schools) == 0 {
-		errs.add(2, "no schools after the header")
-	}
-	if err := errs.orNil(); err != nil {
-		return nil, err
-	}
-	return schools, nil
+		return s, problems
+	}))
 }
 
 func validSchoolCode(code string) bool {
@@ -288,26 +303,13 @@ func ParseRoster(r io.Reader, secret []byte) ([]ecardbot.RosterEntry, error) {
 	if len(secret) == 0 {
 		return nil, errors.New("parse roster: no secret key to hash national IDs with")
 	}
-	errs := &ParseError{}
-	t, err := newTable(r, RosterColumns, errs)
-	if err != nil {
-		return nil, err
-	}
 	var (
-		entries   []ecardbot.RosterEntry
 		students  = map[string]int{} // student_no → line
 		cards     = map[string]int{} // card_uid → line
 		nationals = map[string]int{} // national ID hash → line
 		today     = time.Now().UTC().Format(time.DateOnly)
 	)
-	for {
-		line, rec, ok, err := t.next()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			break
-		}
+	return whole(parseRows(r, RosterColumns, "no students after the header: importing an empty roster would deactivate every pupil", func(line int, rec record) (ecardbot.RosterEntry, []string) {
 		var problems []string
 		e := ecardbot.RosterEntry{
 			Line:      line,
@@ -359,17 +361,6 @@ func ParseRoster(r io.Reader, secret []byte) ([]ecardbot.RosterEntry, error) {
 		}
 		problems = checkLen(problems, "grade", e.Grade, 32)
 		problems = checkLen(problems, "class", e.Class, 32)
-		if len(problems) > 0 {
-			errs.add(line, problems...)
-			continue
-		}
-		entries = append(entries, e)
-	}
-	if errs.Total == 0 && len(entries) == 0 {
-		errs.add(2, "no students after the header: importing an empty roster would deactivate every pupil")
-	}
-	if err := errs.orNil(); err != nil {
-		return nil, err
-	}
-	return entries, nil
+		return e, problems
+	}))
 }

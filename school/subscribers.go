@@ -30,20 +30,7 @@ var subscriberKinds = []struct {
 // lines: the caller imports nothing, but can check those against the database (a dry run) so
 // that one pass reports every problem of the file.
 func ParseSubscribers(r io.Reader) ([]ecardbot.SubscriberEntry, error) {
-	errs := &ParseError{}
-	t, err := newTable(r, SubscriberColumns, errs)
-	if err != nil {
-		return nil, err
-	}
-	var entries []ecardbot.SubscriberEntry
-	for {
-		line, rec, ok, err := t.next()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			break
-		}
+	return parseRows(r, SubscriberColumns, "no subscribers after the header", func(line int, rec record) (ecardbot.SubscriberEntry, []string) {
 		var problems []string
 		e := ecardbot.SubscriberEntry{
 			Line:         line,
@@ -86,17 +73,6 @@ func ParseSubscribers(r io.Reader) ([]ecardbot.SubscriberEntry, error) {
 			}
 			e.Email = email
 		}
-		if len(problems) > 0 {
-			errs.add(line, problems...)
-			continue
-		}
-		entries = append(entries, e)
-	}
-	if errs.Total == 0 && len(entries) == 0 {
-		errs.add(2, "no subscribers after the header")
-	}
-	if err := errs.orNil(); err != nil {
-		return entries, err
-	}
-	return entries, nil
+		return e, problems
+	})
 }
