@@ -133,30 +133,23 @@ func newCalendarCloseCommand(getenv func(string) string) *cobra.Command {
 			"  ecardbot calendar close --date 2026-09-28 --district 松山區 --note 颱風停課",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(getenv)
-			if err != nil {
-				return err
-			}
-			db, err := openMigrated(cmd.Context(), cfg, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			e, err := f.entry(cmd, db)
-			if err != nil {
-				return err
-			}
-			e.Note = strings.TrimSpace(note)
-			changed, err := store.NewCalendarService(db).ImportCalendar(cmd.Context(), []ecardbot.CalendarEntry{e})
-			if err != nil {
-				return commandError("close "+e.Date, err)
-			}
-			what := "closed"
-			if changed == 0 {
-				what = "already closed"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s for %s; the 未到校 sweep will not run there\n", e.Date, what, scopeText(e))
-			return nil
+			return withDB(cmd, getenv, func(cfg config.Config, db *store.DB) error {
+				e, err := f.entry(cmd, db)
+				if err != nil {
+					return err
+				}
+				e.Note = strings.TrimSpace(note)
+				changed, err := store.NewCalendarService(db).ImportCalendar(cmd.Context(), []ecardbot.CalendarEntry{e})
+				if err != nil {
+					return commandError("close "+e.Date, err)
+				}
+				what := "closed"
+				if changed == 0 {
+					what = "already closed"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s for %s; the 未到校 sweep will not run there\n", e.Date, what, scopeText(e))
+				return nil
+			})
 		},
 	}
 	f.register(cmd, "close")
@@ -176,24 +169,17 @@ func newCalendarReopenCommand(getenv func(string) string) *cobra.Command {
 		Example: "  ecardbot calendar reopen --date 2026-09-28 --district 松山區",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(getenv)
-			if err != nil {
-				return err
-			}
-			db, err := openMigrated(cmd.Context(), cfg, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			e, err := f.entry(cmd, db)
-			if err != nil {
-				return err
-			}
-			if err := store.NewCalendarService(db).Reopen(cmd.Context(), e); err != nil {
-				return commandError("reopen "+e.Date, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: closure for %s removed\n", e.Date, scopeText(e))
-			return nil
+			return withDB(cmd, getenv, func(cfg config.Config, db *store.DB) error {
+				e, err := f.entry(cmd, db)
+				if err != nil {
+					return err
+				}
+				if err := store.NewCalendarService(db).Reopen(cmd.Context(), e); err != nil {
+					return commandError("reopen "+e.Date, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: closure for %s removed\n", e.Date, scopeText(e))
+				return nil
+			})
 		},
 	}
 	f.register(cmd, "reopen")

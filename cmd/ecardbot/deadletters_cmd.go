@@ -37,25 +37,18 @@ func newDeadLettersListCommand(getenv func(string) string) *cobra.Command {
 			if limit < 1 {
 				return fmt.Errorf("--limit %d: must be at least 1", limit)
 			}
-			cfg, err := config.Load(getenv)
-			if err != nil {
-				return err
-			}
-			db, err := openMigrated(cmd.Context(), cfg, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			dead, err := store.NewDeliveryService(db).ListDead(cmd.Context(), limit)
-			if err != nil {
-				return commandError("deadletters list", err)
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tCHANNEL\tATTEMPTS\tDEAD AT\tREASON")
-			for _, d := range dead {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", d.ID, d.Channel, d.Attempts, d.UpdatedAt.Format(time.RFC3339), d.DeadReason)
-			}
-			return w.Flush()
+			return withDB(cmd, getenv, func(cfg config.Config, db *store.DB) error {
+				dead, err := store.NewDeliveryService(db).ListDead(cmd.Context(), limit)
+				if err != nil {
+					return commandError("deadletters list", err)
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tCHANNEL\tATTEMPTS\tDEAD AT\tREASON")
+				for _, d := range dead {
+					fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", d.ID, d.Channel, d.Attempts, d.UpdatedAt.Format(time.RFC3339), d.DeadReason)
+				}
+				return w.Flush()
+			})
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 100, "list at most this many")
@@ -76,49 +69,42 @@ func newDeadLettersReplayCommand(getenv func(string) string) *cobra.Command {
 			if all == (len(ids) > 0) {
 				return fmt.Errorf("give delivery IDs or --all, not both nor neither")
 			}
-			cfg, err := config.Load(getenv)
-			if err != nil {
-				return err
-			}
-			db, err := openMigrated(cmd.Context(), cfg, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			svc := store.NewDeliveryService(db)
-			total := 0
-			if all {
-				// Page by what is still dead: each replayed page leaves the list.
-				for {
-					dead, err := svc.ListDead(cmd.Context(), 1000)
+			return withDB(cmd, getenv, func(cfg config.Config, db *store.DB) error {
+				svc := store.NewDeliveryService(db)
+				total := 0
+				if all {
+					// Page by what is still dead: each replayed page leaves the list.
+					for {
+						dead, err := svc.ListDead(cmd.Context(), 1000)
+						if err != nil {
+							return commandError("deadletters replay", err)
+						}
+						if len(dead) == 0 {
+							break
+						}
+						page := make([]string, len(dead))
+						for i, d := range dead {
+							page[i] = d.ID
+						}
+						n, err := svc.Replay(cmd.Context(), page)
+						total += n
+						if err != nil {
+							return commandError("deadletters replay", err)
+						}
+						if n == 0 {
+							break
+						}
+					}
+				} else {
+					n, err := svc.Replay(cmd.Context(), ids)
+					total = n
 					if err != nil {
 						return commandError("deadletters replay", err)
 					}
-					if len(dead) == 0 {
-						break
-					}
-					page := make([]string, len(dead))
-					for i, d := range dead {
-						page[i] = d.ID
-					}
-					n, err := svc.Replay(cmd.Context(), page)
-					total += n
-					if err != nil {
-						return commandError("deadletters replay", err)
-					}
-					if n == 0 {
-						break
-					}
 				}
-			} else {
-				n, err := svc.Replay(cmd.Context(), ids)
-				total = n
-				if err != nil {
-					return commandError("deadletters replay", err)
-				}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deadletters: %d replayed\n", total)
-			return nil
+				fmt.Fprintf(cmd.OutOrStdout(), "deadletters: %d replayed\n", total)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "replay every dead delivery")

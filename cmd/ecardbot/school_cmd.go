@@ -162,6 +162,21 @@ func importCSV[T any](cmd *cobra.Command, getenv func(string) string, path strin
 	return apply(cmd.Context(), db, v)
 }
 
+// withDB is what every storage command does around its work: load the configuration, open the
+// database with pending migrations applied, run fn, close.
+func withDB(cmd *cobra.Command, getenv func(string) string, fn func(config.Config, *store.DB) error) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	db, err := openMigrated(cmd.Context(), cfg, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(cfg, db)
+}
+
 // parseFile opens path and runs parse on it. A *school.ParseError has every bad line printed to
 // stderr as FILE:LINE: reason, the way compilers report, and becomes a one-line error.
 func parseFile(stderr io.Writer, path string, parse func(io.Reader) error) error {
