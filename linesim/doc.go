@@ -16,6 +16,13 @@
 // inbox), their rich menus and link tokens. The chat page at "/" lets a person play such a user,
 // and the account-link dialog at /dialog/bot/accountLink stands in for access.line.me.
 //
+// TaipeiPass (taipeipass.go) stands in for the city's TaipeiPASS member service at
+// https://id.taipei/tpcd, whose login no test can use: an OAuth 2.0 authorization-code server
+// with a phone-sized login page where a person picks or types a member (gold, or ordinary with
+// verifyLevel "0"), 6-character single-use codes, client authentication, PKCE S256 when a
+// challenge was sent, and the member record at /api/v1.0.9/user/my in the real envelope. It runs
+// on its own server, or next to Server on one mux since all its routes sit under /tpcd.
+//
 // Rules follow the LINE reference as summarised in shared/line-platform.md; where LINE documents
 // no behaviour (for example the exact text of some error messages) the emulator picks one and says
 // so in a comment.
