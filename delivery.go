@@ -11,7 +11,7 @@ const (
 	DeliveryQueued    = "queued"    // in the Redis queue
 	DeliverySent      = "sent"      // LINE accepted it (200 or 409) or the mail server took it
 	DeliveryDead      = "dead"      // given up: DeadReason says why; operators can replay it
-	DeliveryCancelled = "cancelled" // must never be sent: the guardianship ended first
+	DeliveryCancelled = "cancelled" // must never be sent: the guardianship ended, the address is unconfirmed, or e-mail replaced it
 )
 
 // DeliveryDetail is everything a sender needs to write one notice to one guardian.
@@ -70,6 +70,19 @@ type DeliveryService interface {
 	MarkRetry(ctx context.Context, id, lastError string) error
 	// MarkDead gives up on a pending or queued delivery, with the reason operators see.
 	MarkDead(ctx context.Context, id, reason string) error
+	// MarkCancelled cancels a pending or queued delivery that must never be sent, with the
+	// reason operators see. Unlike a dead letter it cannot be replayed.
+	MarkCancelled(ctx context.Context, id, reason string) error
+	// ReplaceWithEmail hands a pending or queued LINE delivery over to e-mail, for when LINE
+	// cannot send (the monthly limit): in one transaction it creates the pending e-mail delivery
+	// of the same notice to the same guardian unless one exists, and cancels the LINE delivery,
+	// so the guardian gets the notice once, by e-mail. It returns the e-mail delivery's ID and
+	// true. It changes nothing and returns false when the LINE delivery is no longer pending or
+	// queued, when the guardian has no confirmed address or no longer guards the student, or when
+	// the notice's e-mail to them already failed (dead or cancelled): the LINE delivery then
+	// waits for LINE. Returns ENOTFOUND for an unknown delivery and EINVALID for one that is not
+	// on LINE.
+	ReplaceWithEmail(ctx context.Context, lineDeliveryID string) (emailDeliveryID string, replaced bool, err error)
 	// ListDead returns up to limit dead letters, newest first.
 	ListDead(ctx context.Context, limit int) ([]DeadLetter, error)
 	// Replay moves dead deliveries back to pending (attempts kept) and returns how many moved.

@@ -35,9 +35,12 @@ const (
 	DefaultLineDataAPIURL = "https://api-data.line.me"
 	DefaultLineAccessURL  = "https://access.line.me"
 	DefaultLinePushRate   = 2000.0
-	DefaultTaipeiPassURL  = "https://id.taipei/tpcd"
-	DefaultTimezone       = "Asia/Taipei"
-	DefaultWorkers        = 8
+	// DefaultMailRate is ECARDBOT_MAIL_RATE's default, in e-mails a second: a school morning's
+	// mail within minutes, below the sending limits relays usually start a sender with.
+	DefaultMailRate      = 10.0
+	DefaultTaipeiPassURL = "https://id.taipei/tpcd"
+	DefaultTimezone      = "Asia/Taipei"
+	DefaultWorkers       = 8
 	// DefaultRetentionDays is how many days of gate events, notices and leave records are
 	// kept: a semester and a half, for the parents' history page and questions about a term.
 	DefaultRetentionDays = 180
@@ -128,6 +131,10 @@ type Config struct {
 	// MailFrom is ECARDBOT_MAIL_FROM: the sender address of notices, RFC 5322 ("名稱 <a@b>" or
 	// "a@b"). Empty only when SMTPURL is empty too (Validate checks).
 	MailFrom string
+	// MailRate is ECARDBOT_MAIL_RATE: e-mails per second allowed to all e-mail workers of all
+	// replicas together, in a limiter of their own (the relay's sending limit). Default 10;
+	// always positive.
+	MailRate float64
 	// Timezone is ECARDBOT_TIMEZONE: the zone that decides school days, cutoffs and the day a
 	// tap belongs to. Default Asia/Taipei; never nil after Load.
 	Timezone *time.Location
@@ -223,17 +230,9 @@ var variables = []variable{
 		},
 		show: func(c *Config) string { return c.LineAccessURL }},
 	{name: "LINE_PUSH_RATE",
-		load: func(c *Config, v string) error {
-			if v == "" {
-				c.LinePushRate = DefaultLinePushRate
-				return nil
-			}
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
-				return fmt.Errorf("must be a positive number, got %q", v)
-			}
-			c.LinePushRate = f
-			return nil
+		load: func(c *Config, v string) (err error) {
+			c.LinePushRate, err = parseRate(v, DefaultLinePushRate)
+			return err
 		},
 		show: func(c *Config) string { return strconv.FormatFloat(c.LinePushRate, 'f', -1, 64) }},
 	{name: "TAIPEIPASS_URL",
@@ -280,6 +279,12 @@ var variables = []variable{
 			return nil
 		},
 		show: func(c *Config) string { return c.MailFrom }},
+	{name: "MAIL_RATE",
+		load: func(c *Config, v string) (err error) {
+			c.MailRate, err = parseRate(v, DefaultMailRate)
+			return err
+		},
+		show: func(c *Config) string { return strconv.FormatFloat(c.MailRate, 'f', -1, 64) }},
 	{name: "TIMEZONE",
 		load: func(c *Config, v string) error {
 			loc, err := time.LoadLocation(or(v, DefaultTimezone))
@@ -533,4 +538,16 @@ func redactURL(raw string) string {
 		userInfo += ":<redacted>"
 	}
 	return u.Scheme + "://" + userInfo + "@" + rest
+}
+
+// parseRate reads a rate a second: a positive, finite number; empty means def.
+func parseRate(v string, def float64) (float64, error) {
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fmt.Errorf("must be a positive number, got %q", v)
+	}
+	return f, nil
 }

@@ -61,6 +61,7 @@ func TestLoadDefaults(t *testing.T) {
 		LineDataAPIURL: "https://api-data.line.me",
 		LineAccessURL:  "https://access.line.me",
 		LinePushRate:   2000,
+		MailRate:       10,
 		TaipeiPassURL:  "https://id.taipei/tpcd",
 		Timezone:       MustLocation(t, "Asia/Taipei"),
 		Workers:        8,
@@ -94,6 +95,7 @@ func TestLoadValues(t *testing.T) {
 		"ECARDBOT_TAIPEIPASS_SCOPE":         "openid profile,member",
 		"ECARDBOT_SMTP_URL":                 "smtps://mailer:pw@smtp.example:465",
 		"ECARDBOT_MAIL_FROM":                "臺北通 <noreply@example.org>",
+		"ECARDBOT_MAIL_RATE":                "2.5",
 		"ECARDBOT_TIMEZONE":                 "UTC",
 		"ECARDBOT_WORKERS":                  " 32 ",
 		"ECARDBOT_ROLES":                    "worker, Scheduler",
@@ -119,6 +121,7 @@ func TestLoadValues(t *testing.T) {
 		TaipeiPassScopes:       []string{"openid", "profile", "member"},
 		SMTPURL:                "smtps://mailer:pw@smtp.example:465",
 		MailFrom:               "臺北通 <noreply@example.org>",
+		MailRate:               2.5,
 		Timezone:               time.UTC,
 		Workers:                32,
 		Roles:                  config.Roles{Worker: true, Scheduler: true},
@@ -246,6 +249,8 @@ func TestLoadErrors(t *testing.T) {
 			`ECARDBOT_LINE_PUSH_RATE: must be a positive number, got "Inf"`},
 		{"push rate nan", env{"ECARDBOT_LINE_PUSH_RATE": "NaN"},
 			`ECARDBOT_LINE_PUSH_RATE: must be a positive number, got "NaN"`},
+		{"mail rate zero", env{"ECARDBOT_MAIL_RATE": "0"},
+			`ECARDBOT_MAIL_RATE: must be a positive number, got "0"`},
 		{"mail from", env{"ECARDBOT_MAIL_FROM": "not an address"},
 			`ECARDBOT_MAIL_FROM: must be an e-mail address such as "臺北通 <noreply@example.org>", got "not an address"`},
 		{"timezone", env{"ECARDBOT_TIMEZONE": "Asia/Taipie"},
@@ -355,6 +360,7 @@ ECARDBOT_TAIPEIPASS_CLIENT_SECRET=
 ECARDBOT_TAIPEIPASS_SCOPE=
 ECARDBOT_SMTP_URL=
 ECARDBOT_MAIL_FROM=
+ECARDBOT_MAIL_RATE=10
 ECARDBOT_TIMEZONE=Asia/Taipei
 ECARDBOT_WORKERS=8
 ECARDBOT_ROLES=web,worker,scheduler
@@ -399,6 +405,7 @@ ECARDBOT_TAIPEIPASS_CLIENT_SECRET=<redacted>
 ECARDBOT_TAIPEIPASS_SCOPE=openid profile
 ECARDBOT_SMTP_URL=smtp://mailer@smtp.example:587
 ECARDBOT_MAIL_FROM=noreply@example.org
+ECARDBOT_MAIL_RATE=10
 ECARDBOT_TIMEZONE=Asia/Taipei
 ECARDBOT_WORKERS=8
 ECARDBOT_ROLES=web
@@ -417,8 +424,8 @@ ECARDBOT_RETENTION_DAYS=180
 func TestNames(t *testing.T) {
 	t.Parallel()
 	got := config.Names()
-	if len(got) != 23 {
-		t.Errorf("Names() has %d variables, want the 20 of design §3.2 plus ROLES, LOG_LEVEL and RETENTION_DAYS", len(got))
+	if len(got) != 24 {
+		t.Errorf("Names() has %d variables, want the 20 of design §3.2 plus ROLES, LOG_LEVEL, RETENTION_DAYS and MAIL_RATE", len(got))
 	}
 	lines := strings.Split(strings.TrimSuffix(MustLoad(t, env{}).String(), "\n"), "\n")
 	for i, name := range got {

@@ -7,12 +7,14 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/taipei-doit/ecardbot"
 )
 
-// Limiter spaces LINE pushes for every worker of every replica together. It is a GCRA kept in
-// Redis (redis_rate), so the rate holds whatever the number of processes; a worker whose turn
-// has not come waits for it rather than failing its task, so a backlog drains at close to the
-// rate and never above it.
+// Limiter spaces one channel's sends (LINE pushes, or e-mails) for every worker of every replica
+// together. It is a GCRA kept in Redis (redis_rate), so the rate holds whatever the number of
+// processes; a worker whose turn has not come waits for it rather than failing its task, so a
+// backlog drains at close to the rate and never above it. Only LINE sending is ever paused.
 type Limiter struct {
 	rl    *redis_rate.Limiter
 	rdb   *redis.Client
@@ -21,17 +23,22 @@ type Limiter struct {
 	limit redis_rate.Limit
 }
 
-// NewLimiter returns a limiter of rate pushes a second whose keys start with prefix (the kv
-// client's prefix). A rate below 1 means 1.
+// NewLimiter returns the LINE limiter of rate pushes a second whose keys start with prefix (the
+// kv client's prefix). A rate below 1 means 1.
 func NewLimiter(rdb *redis.Client, prefix string, rate int) *Limiter {
+	return newLimiter(rdb, prefix, ecardbot.ChannelLINE, rate)
+}
+
+// newLimiter returns channel's limiter: its own keys, so e-mails never wait for LINE's turn.
+func newLimiter(rdb *redis.Client, prefix string, channel ecardbot.Channel, rate int) *Limiter {
 	if rate < 1 {
 		rate = 1
 	}
 	return &Limiter{
 		rl:    redis_rate.NewLimiter(rdb),
 		rdb:   rdb,
-		key:   prefix + "push:line:rate",
-		pause: prefix + "push:line:paused",
+		key:   prefix + "push:" + string(channel) + ":rate",
+		pause: prefix + "push:" + string(channel) + ":paused",
 		limit: redis_rate.PerSecond(rate),
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // Queue names and task types. One queue per channel keeps a LINE outage from holding up e-mail.
-// This package's Worker serves QueueLINE only; the e-mail worker serves QueueEmail. asynq has no
+// Worker serves QueueLINE and EmailWorker QueueEmail. asynq has no
 // key prefix, so the queue's real name is the kv prefix plus these (Queue): two deployments, or
 // two tests, sharing one Redis then never take each other's tasks.
 const (
@@ -77,7 +77,8 @@ func (b Backoff) Delay(n int) time.Duration {
 // retrying it. It is asynq's SkipRetry.
 var ErrPermanent = asynq.SkipRetry
 
-// errPaused is returned while LINE sending is paused; the task waits for PauseRetry, not a backoff.
+// errPaused is returned while LINE sending is paused; the task waits for PauseRetry, not a
+// backoff, and the attempt does not count as a failure.
 var errPaused = errors.New("LINE sending paused: monthly limit")
 
 // retryDelayFunc is asynq's RetryDelayFunc: the backoff, or pauseRetry while paused.
@@ -90,7 +91,8 @@ func retryDelayFunc(b Backoff, pauseRetry time.Duration) asynq.RetryDelayFunc {
 	}
 }
 
-// Metrics are the push pipeline's Prometheus metrics.
+// Metrics are one channel's push metrics. The LINE and the e-mail workers register the same
+// names, told apart by a constant channel label, so dashboards sum or split them as they like.
 type Metrics struct {
 	sends        *prometheus.CounterVec
 	limiterWait  prometheus.Histogram
@@ -100,44 +102,53 @@ type Metrics struct {
 	dropped      *prometheus.CounterVec
 }
 
-// NewMetrics registers the metrics with reg; nil reg means unregistered (tests, commands).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics registers channel's metrics with reg; nil reg means unregistered (tests,
+// commands). The monthly-limit counter exists for LINE only.
+func NewMetrics(reg prometheus.Registerer, channel ecardbot.Channel) *Metrics {
+	ch := prometheus.Labels{"channel": string(channel)}
 	m := &Metrics{
 		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecardbot_push_sends_total", Help: "LINE push attempts by outcome (sent, duplicate, rate_limited, monthly_limit, retry, dead).",
+			Name: "ecardbot_push_sends_total", ConstLabels: ch,
+			Help: "Send attempts by channel and outcome (sent, duplicate, rate_limited, monthly_limit, retry, dead).",
 		}, []string{"status"}),
 		limiterWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "ecardbot_push_limiter_wait_seconds", Help: "Time a worker waited for its turn in the global LINE push rate limit.",
+			Name: "ecardbot_push_limiter_wait_seconds", ConstLabels: ch,
+			Help:    "Time a worker waited for its turn in its channel's global rate limit.",
 			Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30},
 		}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ecardbot_push_retries_total", Help: "Failed delivery attempts that will be retried.",
+			Name: "ecardbot_push_retries_total", ConstLabels: ch, Help: "Failed delivery attempts that will be retried.",
 		}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecardbot_push_dead_letters_total", Help: "Deliveries given up, by reason class.",
+			Name: "ecardbot_push_dead_letters_total", ConstLabels: ch, Help: "Deliveries given up, by reason class.",
 		}, []string{"reason"}),
 		monthlyLimit: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ecardbot_push_line_monthly_limit_total", Help: "Times LINE answered that the monthly message quota is used up (alert on any increase).",
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ecardbot_push_dropped_total", Help: "Tasks dropped without sending: already handled or guardian unreachable.",
+			Name: "ecardbot_push_dropped_total", ConstLabels: ch,
+			Help: "Tasks dropped without sending: already handled, or guardian unreachable on the channel.",
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sends, m.limiterWait, m.retries, m.deadLetters, m.monthlyLimit, m.dropped)
+		reg.MustRegister(m.sends, m.limiterWait, m.retries, m.deadLetters, m.dropped)
+		if channel == ecardbot.ChannelLINE {
+			reg.MustRegister(m.monthlyLimit)
+		}
 	}
 	return m
 }
 
-// registerQueueDepth exports the LINE queue's depth, read from Redis at each scrape.
-func registerQueueDepth(reg prometheus.Registerer, insp *asynq.Inspector, queue string) {
+// registerQueueDepth exports the depth of a push queue (name: QueueLINE or QueueEmail; queue:
+// its asynq name), read from Redis at each scrape.
+func registerQueueDepth(reg prometheus.Registerer, insp *asynq.Inspector, name, queue string) {
 	if reg == nil {
 		return
 	}
 	for _, state := range []string{"pending", "active", "scheduled", "retry", "archived"} {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ecardbot_push_queue_depth", Help: "Tasks in the LINE push queue, by state.",
-			ConstLabels: prometheus.Labels{"queue": QueueLINE, "state": state},
+			Name: "ecardbot_push_queue_depth", Help: "Tasks in a push queue, by queue and state.",
+			ConstLabels: prometheus.Labels{"queue": name, "state": state},
 		}, func() float64 {
 			q, err := insp.GetQueueInfo(queue)
 			if err != nil {

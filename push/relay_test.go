@@ -119,6 +119,16 @@ func (m *memDeliveries) MarkDead(_ context.Context, id, reason string) error {
 	return m.update(id, func(r *memDelivery) { r.d.State, r.deadReason = ecardbot.DeliveryDead, reason })
 }
 
+func (m *memDeliveries) MarkCancelled(_ context.Context, id, reason string) error {
+	return m.update(id, func(r *memDelivery) { r.d.State, r.deadReason = ecardbot.DeliveryCancelled, reason })
+}
+
+// ReplaceWithEmail never replaces: memDeliveries keeps no e-mail addresses. The fallback is
+// tested on the real store in email_worker_test.go.
+func (m *memDeliveries) ReplaceWithEmail(context.Context, string) (string, bool, error) {
+	return "", false, nil
+}
+
 func (m *memDeliveries) ListDead(_ context.Context, limit int) ([]ecardbot.DeadLetter, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -584,7 +594,7 @@ func TestAcceptedButNotRecordedIsSentOnce(t *testing.T) {
 	h := newHarness(t, linesim.Options{})
 	flaky := &flakyMarkSent{memDeliveries: h.dels}
 	h.relay.cfg.Deliveries = flaky
-	h.worker.cfg.Deliveries = flaky
+	h.worker.deliveries = flaky
 	u := h.friend()
 	id := h.dels.add(u, true, time.Now())
 	h.start()

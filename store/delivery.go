@@ -2,8 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"github.com/taipei-doit/ecardbot"
 )
@@ -160,6 +164,92 @@ WHERE id = ? AND state IN `+active, ecardbot.DeliveryDead, reason, s.db.timeArg(
 		return fmt.Errorf("mark delivery dead: %w", mapError(err))
 	}
 	return nil
+}
+
+// MarkCancelled cancels a pending or queued delivery with the reason operators see.
+func (s *DeliveryService) MarkCancelled(ctx context.Context, id, reason string) error {
+	err := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET state = ?, dead_reason = ?, updated_at = ?
+WHERE id = ? AND state IN `+active, ecardbot.DeliveryCancelled, reason, s.db.timeArg(s.now()), id).Error
+	if err != nil {
+		return fmt.Errorf("cancel delivery: %w", mapError(err))
+	}
+	return nil
+}
+
+// ReplacedByEmail is the dead_reason of a LINE delivery that ReplaceWithEmail cancelled.
+const ReplacedByEmail = "replaced by e-mail: LINE monthly limit"
+
+// emailReachable holds, inside an UPDATE of deliveries, when the row's guardian may be mailed
+// about the row's notice now: the same rule as the fan-out's and Detail's for e-mail.
+const emailReachable = `EXISTS (SELECT 1 FROM notices n
+	JOIN guardianships gs ON gs.student_id = n.student_id
+	JOIN guardians g ON g.id = gs.guardian_id
+	WHERE n.id = deliveries.notice_id AND gs.guardian_id = deliveries.guardian_id
+		AND g.email_confirmed_at IS NOT NULL AND g.email <> '')`
+
+// errKeepLINE rolls back a ReplaceWithEmail whose e-mail delivery already failed.
+var errKeepLINE = errors.New("e-mail delivery already failed")
+
+// ReplaceWithEmail cancels the LINE delivery and creates its e-mail delivery in one
+// transaction. The cancelling UPDATE comes first: guarded by the state it leaves, it is what
+// makes two workers handling the same delivery at once (a duplicated task) agree, because the
+// second waits for the first's row lock and then finds nothing to cancel. The e-mail delivery
+// gets a new UUID and starts its own retry window now; the unique (notice, guardian, channel)
+// index makes it exist once, whoever created it.
+func (s *DeliveryService) ReplaceWithEmail(ctx context.Context, lineDeliveryID string) (string, bool, error) {
+	now := s.db.timeArg(s.now())
+	var emailID string
+	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE deliveries SET state = ?, dead_reason = ?, updated_at = ?
+WHERE id = ? AND channel = ? AND state IN `+active+` AND `+emailReachable,
+			ecardbot.DeliveryCancelled, ReplacedByEmail, now, lineDeliveryID, string(ecardbot.ChannelLINE))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			var channels []string
+			if err := tx.Raw(`SELECT channel FROM deliveries WHERE id = ?`, lineDeliveryID).Scan(&channels).Error; err != nil {
+				return err
+			}
+			switch {
+			case len(channels) == 0:
+				return ecardbot.Errorf(ecardbot.ENOTFOUND, "Delivery not found.")
+			case channels[0] != string(ecardbot.ChannelLINE):
+				return ecardbot.Errorf(ecardbot.EINVALID, "Only a LINE delivery can be replaced by e-mail.")
+			}
+			return errKeepLINE
+		}
+		if err := tx.Exec(`INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
+SELECT ?, notice_id, guardian_id, ?, ?, 0, ?, ? FROM deliveries WHERE id = ?
+ON CONFLICT (notice_id, guardian_id, channel) DO NOTHING`,
+			uuid.NewString(), string(ecardbot.ChannelEmail), ecardbot.DeliveryPending, now, now, lineDeliveryID).Error; err != nil {
+			return err
+		}
+		var rows []struct {
+			ID    string
+			State string
+		}
+		if err := tx.Raw(`SELECT e.id, e.state FROM deliveries e
+JOIN deliveries l ON l.notice_id = e.notice_id AND l.guardian_id = e.guardian_id
+WHERE l.id = ? AND e.channel = ?`, lineDeliveryID, string(ecardbot.ChannelEmail)).Scan(&rows).Error; err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return fmt.Errorf("e-mail delivery of %s missing after insert", lineDeliveryID)
+		}
+		if rows[0].State == ecardbot.DeliveryDead || rows[0].State == ecardbot.DeliveryCancelled {
+			return errKeepLINE
+		}
+		emailID = rows[0].ID
+		return nil
+	})
+	if errors.Is(err, errKeepLINE) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("replace delivery with e-mail: %w", mapError(err))
+	}
+	return emailID, true, nil
 }
 
 // ListDead returns up to limit dead letters, the most recently given up first.

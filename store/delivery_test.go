@@ -154,3 +154,131 @@ func TestDeliveryEmailReachable(t *testing.T) {
 		}
 	})
 }
+
+func TestDeliveryMarkCancelled(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := MustOpenMigrated(t, b)
+		svc := NewDeliveryService(db)
+		id := seedDelivery(t, db, seedGuardian{taipeiPass: "tp1", email: "a@example.com", confirmed: false}, ecardbot.ChannelEmail)
+		if err := svc.MarkCancelled(ctx, id, "e-mail address not confirmed"); err != nil {
+			t.Fatal(err)
+		}
+		// Cancelled is final: neither sent nor replayed afterwards.
+		if err := svc.MarkSent(ctx, id, ""); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := svc.Replay(ctx, []string{id}); err != nil || n != 0 {
+			t.Errorf("Replay of a cancelled delivery = %d, %v", n, err)
+		}
+		var got struct {
+			State      string
+			DeadReason string
+		}
+		db.gorm.Raw(`SELECT state, dead_reason FROM deliveries WHERE id = ?`, id).Scan(&got)
+		if got.State != ecardbot.DeliveryCancelled || got.DeadReason != "e-mail address not confirmed" {
+			t.Errorf("after MarkCancelled: %+v", got)
+		}
+	})
+}
+
+func TestDeliveryReplaceWithEmail(t *testing.T) {
+	withMail := seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: true, email: "a@example.com", confirmed: true}
+	tests := []struct {
+		name         string
+		guardian     seedGuardian
+		emailState   string // the notice's e-mail delivery to the guardian before the call; "" none
+		lineState    string // the LINE delivery's state before the call
+		wantReplaced bool
+	}{
+		{name: "confirmed address", guardian: withMail, lineState: ecardbot.DeliveryQueued, wantReplaced: true},
+		{name: "e-mail delivery pending already", guardian: withMail, emailState: ecardbot.DeliveryPending, lineState: ecardbot.DeliveryQueued, wantReplaced: true},
+		{name: "e-mail delivery sent already", guardian: withMail, emailState: ecardbot.DeliverySent, lineState: ecardbot.DeliveryPending, wantReplaced: true},
+		{name: "e-mail delivery dead", guardian: withMail, emailState: ecardbot.DeliveryDead, lineState: ecardbot.DeliveryQueued},
+		{name: "LINE delivery already sent", guardian: withMail, lineState: ecardbot.DeliverySent},
+		{name: "no address", guardian: seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: true}, lineState: ecardbot.DeliveryQueued},
+		{name: "unconfirmed address", guardian: seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: true, email: "a@example.com"}, lineState: ecardbot.DeliveryQueued},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, b backend) {
+				ctx := context.Background()
+				db := MustOpenMigrated(t, b)
+				svc := NewDeliveryService(db)
+				lineID := seedDelivery(t, db, tt.guardian, ecardbot.ChannelLINE)
+				exec := func(q string, args ...any) {
+					t.Helper()
+					if err := db.gorm.Exec(q, args...).Error; err != nil {
+						t.Fatal(err)
+					}
+				}
+				exec(`UPDATE deliveries SET state = ? WHERE id = ?`, tt.lineState, lineID)
+				existing := ""
+				if tt.emailState != "" {
+					existing = uuid.NewString()
+					exec(`INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
+SELECT ?, notice_id, guardian_id, 'email', ?, 0, created_at, updated_at FROM deliveries WHERE id = ?`, existing, tt.emailState, lineID)
+				}
+
+				emailID, replaced, err := svc.ReplaceWithEmail(ctx, lineID)
+				if err != nil || replaced != tt.wantReplaced || (emailID != "") != tt.wantReplaced {
+					t.Fatalf("ReplaceWithEmail = %q, %v, %v; want replaced %v", emailID, replaced, err, tt.wantReplaced)
+				}
+				lineAfter, err := svc.Detail(ctx, lineID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var emails []struct{ ID, State string }
+				db.gorm.Raw(`SELECT id, state FROM deliveries WHERE channel = 'email'`).Scan(&emails)
+				if !tt.wantReplaced {
+					if lineAfter.State != tt.lineState {
+						t.Errorf("LINE delivery %s, want it left %s", lineAfter.State, tt.lineState)
+					}
+					if want := map[bool]int{false: 0, true: 1}[existing != ""]; len(emails) != want {
+						t.Errorf("e-mail deliveries %+v, want %d", emails, want)
+					}
+					return
+				}
+				if lineAfter.State != ecardbot.DeliveryCancelled {
+					t.Errorf("LINE delivery %s, want cancelled", lineAfter.State)
+				}
+				var reason string
+				db.gorm.Raw(`SELECT dead_reason FROM deliveries WHERE id = ?`, lineID).Scan(&reason)
+				if reason != ReplacedByEmail {
+					t.Errorf("LINE dead_reason %q", reason)
+				}
+				if len(emails) != 1 || emails[0].ID != emailID || (existing != "" && emailID != existing) {
+					t.Fatalf("e-mail deliveries %+v, ReplaceWithEmail gave %s (existing %q)", emails, emailID, existing)
+				}
+				d, err := svc.Detail(ctx, emailID)
+				if err != nil || d.Channel != ecardbot.ChannelEmail || !d.Reachable || d.GuardianID != lineAfter.GuardianID ||
+					d.StudentID != lineAfter.StudentID || d.Kind != lineAfter.Kind || (existing == "" && d.State != ecardbot.DeliveryPending) {
+					t.Errorf("e-mail delivery %+v, %v", d, err)
+				}
+				// Idempotent: the LINE delivery is cancelled now, so a second call changes nothing.
+				if id, replaced, err := svc.ReplaceWithEmail(ctx, lineID); err != nil || replaced || id != "" {
+					t.Errorf("second ReplaceWithEmail = %q, %v, %v", id, replaced, err)
+				}
+				var n int64
+				db.gorm.Raw(`SELECT COUNT(*) FROM deliveries WHERE channel = 'email'`).Scan(&n)
+				if n != 1 {
+					t.Errorf("%d e-mail deliveries after two calls, want 1", n)
+				}
+			})
+		})
+	}
+	t.Run("errors", func(t *testing.T) {
+		forEachBackend(t, func(t *testing.T, b backend) {
+			ctx := context.Background()
+			db := MustOpenMigrated(t, b)
+			svc := NewDeliveryService(db)
+			emailID := seedDelivery(t, db, seedGuardian{taipeiPass: "tp1", email: "a@example.com", confirmed: true}, ecardbot.ChannelEmail)
+			if _, _, err := svc.ReplaceWithEmail(ctx, uuid.NewString()); ecardbot.ErrorCode(err) != ecardbot.ENOTFOUND {
+				t.Errorf("unknown delivery: %v, want ENOTFOUND", err)
+			}
+			if _, _, err := svc.ReplaceWithEmail(ctx, emailID); ecardbot.ErrorCode(err) != ecardbot.EINVALID {
+				t.Errorf("e-mail delivery: %v, want EINVALID", err)
+			}
+		})
+	})
+}

@@ -77,6 +77,23 @@ func (db *DB) CountGateRows(ctx context.Context) (GateCounts, error) {
 	return c, nil
 }
 
+// CountDeliveryStates counts deliveries by state (ecardbot.DeliveryPending, …), for benchmarks
+// and fault tests that must show every delivery ended sent.
+func (db *DB) CountDeliveryStates(ctx context.Context) (map[string]int64, error) {
+	var rows []struct {
+		State string
+		N     int64
+	}
+	if err := db.gorm.WithContext(ctx).Raw(`SELECT state, count(*) AS n FROM deliveries GROUP BY state`).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("count delivery states: %w", mapError(err))
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.State] = r.N
+	}
+	return out, nil
+}
+
 // Analyze refreshes the planner's statistics of the tables of this database's schema (the
 // current_schema() of the URL on PostgreSQL; the whole file on SQLite). A benchmark that has just
 // filled empty tables calls it, as autovacuum would within a minute in production, so that

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -19,6 +20,12 @@ import (
 // mustRunMain runs the real program on :0 against the real PostgreSQL and Redis, with LINE
 // played by the emulator over HTTP, and returns both.
 func mustRunMain(tb testing.TB) (*Main, *linesim.Server) {
+	tb.Helper()
+	return mustRunMainWith(tb, nil, func(*Main) {})
+}
+
+// mustRunMainWith is mustRunMain with more environment and a last change to Main before Run.
+func mustRunMainWith(tb testing.TB, extra map[string]string, setup func(*Main)) (*Main, *linesim.Server) {
 	tb.Helper()
 	sim, err := linesim.New(linesim.Options{})
 	if err != nil {
@@ -41,6 +48,7 @@ func mustRunMain(tb testing.TB) (*Main, *linesim.Server) {
 		"ECARDBOT_LINE_API_URL":        simURL,
 		"ECARDBOT_LINE_DATA_API_URL":   simURL,
 	}
+	maps.Copy(env, extra)
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		tb.Fatal(err)
@@ -49,6 +57,7 @@ func mustRunMain(tb testing.TB) (*Main, *linesim.Server) {
 		tb.Fatal(err)
 	}
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RedisPrefix: prefix}
+	setup(m)
 	if err := m.Run(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
