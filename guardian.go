@@ -113,10 +113,20 @@ func (e *ImportError) Unwrap() error {
 // students) live in one place. The gate fan-out reads what it stores.
 type GuardianService interface {
 	// LinkGuardian binds the TaipeiPASS account to the LINE user, creating the guardian when the
-	// account is new; linking again to the same user changes nothing. Returns EINVALID for a
-	// malformed LINE user ID or an empty account, and ECONFLICT when the account is linked to
-	// another LINE user or the LINE user to another account: the caller unlinks first.
-	LinkGuardian(ctx context.Context, taipeiPassID, lineUserID string) (*Guardian, error)
+	// account is new; linking again to the same user changes nothing. Only LINE's accountLink
+	// event calls it, and that event proves both accounts, so the newest link wins, in one
+	// transaction: an account linked to another LINE user moves to this one with its children
+	// and subscriptions (the same parent on a new phone), and a LINE user linked to another
+	// account is first unlinked from it as UnlinkGuardian does. The result says what moved.
+	// Returns EINVALID for a malformed LINE user ID or an empty account.
+	LinkGuardian(ctx context.Context, taipeiPassID, lineUserID string) (LinkResult, error)
+
+	// UnlinkGuardian ends the LINE user's link at once: the binding and every subscription go,
+	// and deliveries to the guardian that are not sent yet are cancelled. The guardianships
+	// stay, so linking the same TaipeiPASS account again brings the children back (their
+	// notices must be chosen again). Returns the guardian as it is now, or ENOTFOUND when the
+	// user is not linked.
+	UnlinkGuardian(ctx context.Context, lineUserID string) (*Guardian, error)
 
 	// FindGuardianByLineUser returns the guardian linked to the LINE user. Returns ENOTFOUND
 	// when the user is not linked.

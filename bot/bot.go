@@ -28,24 +28,33 @@ type Config struct {
 	EventTimeout time.Duration
 }
 
-// Deps are the services the bot uses.
+// Deps are the services the bot uses. All are required.
 type Deps struct {
 	Users    ecardbot.LineUserService
 	Claims   ecardbot.EventClaimer
 	LINE     *lineapi.Client
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// Guardians tells whether a LINE user is linked.
+	Guardians ecardbot.GuardianService
+	// Linker completes and ends account links (package linking).
+	Linker ecardbot.AccountLinker
+	// Settings signs the links that open a linked parent's settings pages.
+	Settings ecardbot.SettingsLinker
 }
 
 // Bot answers LINE's webhook.
 type Bot struct {
-	cfg      Config
-	users    ecardbot.LineUserService
-	claims   ecardbot.EventClaimer
-	line     *lineapi.Client
-	log      *slog.Logger
-	metrics  *metrics
-	inflight sync.WaitGroup // event handling that outlived its webhook request
+	cfg       Config
+	users     ecardbot.LineUserService
+	claims    ecardbot.EventClaimer
+	line      *lineapi.Client
+	guardians ecardbot.GuardianService
+	linker    ecardbot.AccountLinker
+	settings  ecardbot.SettingsLinker
+	log       *slog.Logger
+	metrics   *metrics
+	inflight  sync.WaitGroup // event handling that outlived its webhook request
 }
 
 // New returns a bot; Register mounts its webhook.
@@ -60,12 +69,15 @@ func New(cfg Config, d Deps) *Bot {
 		cfg.EventTimeout = 30 * time.Second
 	}
 	return &Bot{
-		cfg:     cfg,
-		users:   d.Users,
-		claims:  d.Claims,
-		line:    d.LINE,
-		log:     d.Logger.With("component", "bot"),
-		metrics: newMetrics(d.Registry),
+		cfg:       cfg,
+		users:     d.Users,
+		claims:    d.Claims,
+		line:      d.LINE,
+		guardians: d.Guardians,
+		linker:    d.Linker,
+		settings:  d.Settings,
+		log:       d.Logger.With("component", "bot"),
+		metrics:   newMetrics(d.Registry),
 	}
 }
 

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"fmt"
+	"net/url"
 
 	"github.com/line/line-bot-sdk-go/v8/linebot/messaging_api"
 	"github.com/line/line-bot-sdk-go/v8/linebot/webhook"
@@ -18,7 +19,11 @@ func (b *Bot) handle(ctx context.Context, e *event) (bool, error) {
 	case webhook.UnfollowEvent:
 		return true, b.unfollow(ctx, e)
 	case webhook.MessageEvent:
-		return true, b.message(ctx, e, ev.ReplyToken)
+		return true, b.message(ctx, e, ev)
+	case webhook.PostbackEvent:
+		return true, b.postback(ctx, e, ev)
+	case webhook.AccountLinkEvent:
+		return true, b.accountLink(ctx, e, ev)
 	default:
 		// LINE adds event types without notice; what the bot does not know it leaves alone.
 		return false, nil
@@ -41,7 +46,7 @@ func (b *Bot) follow(ctx context.Context, e *event, replyToken string) error {
 	if err := b.users.Follow(ctx, userID, lang, e.time()); err != nil {
 		return fmt.Errorf("record follow: %w", err)
 	}
-	return b.reply(ctx, e, replyToken, textsFor(lang).welcome)
+	return b.reply(ctx, e, replyToken, text(textsFor(lang).welcome))
 }
 
 // unfollow means the user blocked the bot: no LINE push may go to them until they return.
@@ -55,12 +60,36 @@ func (b *Bot) unfollow(ctx context.Context, e *event) error {
 	return nil
 }
 
-// message answers anything a user writes with the help text in their language.
-func (b *Bot) message(ctx context.Context, e *event, replyToken string) error {
-	if e.Source.UserID == "" {
+// message answers the keywords of design.md §2.1 with their action, anything else with help.
+func (b *Bot) message(ctx context.Context, e *event, ev webhook.MessageEvent) error {
+	if e.Source.UserID == "" || e.standby() {
 		return nil
 	}
-	return b.reply(ctx, e, replyToken, textsFor(b.language(ctx, e)).help)
+	action := actionHelp
+	if m, ok := ev.Message.(webhook.TextMessageContent); ok {
+		action = keywordAction(m.Text)
+	}
+	return b.act(ctx, e, ev.ReplyToken, action, "")
+}
+
+// postback runs a rich-menu or quick-reply action, its data a URL query (action=…&…); a
+// postback of no chat action gets no answer.
+func (b *Bot) postback(ctx context.Context, e *event, ev webhook.PostbackEvent) error {
+	if e.Source.UserID == "" || e.standby() || ev.Postback == nil {
+		return nil
+	}
+	q, err := url.ParseQuery(ev.Postback.Data)
+	if err != nil {
+		q = url.Values{}
+	}
+	switch action := q.Get("action"); action {
+	case actionLink, actionSettings, actionHistory, actionHelp, actionUnlink:
+		return b.act(ctx, e, ev.ReplyToken, action, q.Get("confirm"))
+	default:
+		// Rich-menu tab switches and actions of later versions: nothing to answer.
+		b.eventLog(e).Debug("postback without a chat action")
+		return nil
+	}
 }
 
 // language is the user's recorded language; a user the bot has not met yet gets Chinese.
@@ -75,15 +104,13 @@ func (b *Bot) language(ctx context.Context, e *event) string {
 	return u.Language
 }
 
-// reply sends text with the event's reply token, unless the event came in standby mode, where
-// another channel answers the chat.
-func (b *Bot) reply(ctx context.Context, e *event, replyToken, text string) error {
+// reply sends messages with the event's reply token, unless the event came in standby mode,
+// where another channel answers the chat.
+func (b *Bot) reply(ctx context.Context, e *event, replyToken string, msgs ...messaging_api.MessageInterface) error {
 	if e.standby() || replyToken == "" {
 		return nil
 	}
-	res, err := b.line.Reply(ctx, replyToken, []messaging_api.MessageInterface{
-		messaging_api.TextMessage{Text: text},
-	})
+	res, err := b.line.Reply(ctx, replyToken, msgs)
 	if err != nil {
 		return fmt.Errorf("reply: %w", err)
 	}

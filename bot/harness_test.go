@@ -1,30 +1,24 @@
 package bot_test
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/taipei-doit/ecardbot/bot"
-	"github.com/taipei-doit/ecardbot/internal/lineopenapi"
-	"github.com/taipei-doit/ecardbot/internal/testenv"
 	"github.com/taipei-doit/ecardbot/kv"
-	"github.com/taipei-doit/ecardbot/lineapi"
 	"github.com/taipei-doit/ecardbot/linesim"
-	"github.com/taipei-doit/ecardbot/server"
+	"github.com/taipei-doit/ecardbot/linking/linkingtest"
 	"github.com/taipei-doit/ecardbot/store"
 )
 
-// harness is the bot on real PostgreSQL and Redis, reached over HTTP by the LINE emulator.
+// harness is the bot on real PostgreSQL and Redis, reached over HTTP by the LINE emulator, with
+// the linking service and the TaipeiPASS emulator it links through (package linkingtest).
 type harness struct {
+	*linkingtest.Harness
 	sim      *linesim.Server
 	bot      *bot.Bot
 	engine   http.Handler
@@ -32,7 +26,7 @@ type harness struct {
 	kv       *kv.Client
 	users    *store.LineUserService
 	registry *prometheus.Registry
-	logs     *syncBuffer
+	logs     *linkingtest.SyncBuffer
 }
 
 type harnessOptions struct {
@@ -45,66 +39,8 @@ type harnessOptions struct {
 
 func mustHarness(tb testing.TB, opts harnessOptions) *harness {
 	tb.Helper()
-	ctx := context.Background()
-	h := &harness{registry: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if opts.quiet {
-		logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	}
-
-	var err error
-	h.db, err = store.Open(ctx, store.Config{DatabaseURL: testenv.PostgresURL(tb), Logger: logger})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { h.db.Close() })
-	if err := h.db.Migrate(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	redisURL, prefix := opts.redisURL, "test:"
-	if redisURL == "" {
-		redisURL, prefix = testenv.RedisURL(tb)
-	}
-	h.kv, err = kv.Open(ctx, kv.Config{URL: redisURL, Prefix: prefix, Logger: logger})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { h.kv.Close() })
-
-	h.sim, err = linesim.New(opts.sim)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	simURL, err := h.sim.Start("127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// Registered before Close so that it runs after it: Close waits for requests in flight,
-	// so every request the bot made is recorded and answered when the check reads them.
-	// Fault-answered requests are checked on the way in only (see CheckRequests).
-	tb.Cleanup(func() { lineopenapi.CheckRequests(tb, h.sim.Requests()) })
-	tb.Cleanup(func() { h.sim.Close() })
-	line, err := lineapi.New(lineapi.Config{ChannelToken: h.sim.ChannelToken(), APIURL: simURL, Timeout: 5 * time.Second})
-	if err != nil {
-		tb.Fatal(err)
-	}
-
-	h.users = store.NewLineUserService(h.db)
-	cfg := opts.cfg
-	cfg.ChannelSecret = h.sim.ChannelSecret()
-	h.bot = bot.New(cfg, bot.Deps{
-		Users: h.users, Claims: kv.NewEventClaims(h.kv, 0), LINE: line, Logger: logger, Registry: h.registry,
-	})
-	engine, err := server.New(server.Config{Logger: logger, Registry: h.registry})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	h.bot.Register(engine)
-	h.engine = engine
-	srv := httptest.NewServer(engine)
-	tb.Cleanup(srv.Close)
-	h.sim.SetWebhookURL(srv.URL + "/callback")
-	return h
+	lh := linkingtest.New(tb, linkingtest.Options{Bot: opts.cfg, RedisURL: opts.redisURL, Sim: opts.sim, Quiet: opts.quiet})
+	return &harness{Harness: lh, sim: lh.Sim, bot: lh.Bot, engine: lh.Engine, db: lh.DB, kv: lh.KV, users: lh.Users, registry: lh.Registry, logs: lh.Logs}
 }
 
 // mustUser adds a LINE user to the emulator who has not followed the bot yet.
@@ -169,34 +105,7 @@ func (h *harness) replies() int {
 
 // delivered checks that a webhook delivery got a 2xx: delivered(t)(h.sim.Follow(ctx, id)).
 func delivered(tb testing.TB) func(linesim.Delivery, error) linesim.Delivery {
-	return func(d linesim.Delivery, err error) linesim.Delivery {
-		tb.Helper()
-		if err != nil {
-			tb.Fatalf("deliver webhook: %v", err)
-		}
-		if !d.OK() {
-			tb.Fatalf("webhook not answered 2xx: %+v", d.Attempts[len(d.Attempts)-1])
-		}
-		return d
-	}
-}
-
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return linkingtest.Delivered(tb)
 }
 
 // eventCount reads ecardbot_webhook_events_total for one type and outcome.

@@ -71,63 +71,124 @@ func NewGuardianService(db *DB) *GuardianService {
 const selectGuardian = `SELECT id, taipeipass_id, line_user_id, email, email_confirmed_at, language, created_at, updated_at FROM guardians `
 
 // LinkGuardian binds the TaipeiPASS account to the LINE user, creating the guardian when the
-// account is new, in the language the LINE user was last seen in. Linking again to the same user
-// changes nothing. Returns EINVALID for a malformed LINE user ID or an empty account, and
-// ECONFLICT when the account is linked to another LINE user or the LINE user to another account.
-func (s *GuardianService) LinkGuardian(ctx context.Context, taipeiPassID, lineUserID string) (*ecardbot.Guardian, error) {
+// account is new, in the language the LINE user was last seen in; the newest link wins (see
+// ecardbot.GuardianService). Returns EINVALID for a malformed LINE user ID or an empty account.
+func (s *GuardianService) LinkGuardian(ctx context.Context, taipeiPassID, lineUserID string) (ecardbot.LinkResult, error) {
+	if err := checkLink(taipeiPassID, lineUserID); err != nil {
+		return ecardbot.LinkResult{}, fmt.Errorf("link guardian: %w", err)
+	}
+	var res ecardbot.LinkResult
+	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		res, err = linkTx(tx, s.db.timeArg(s.now()), taipeiPassID, lineUserID)
+		return err
+	})
+	if err != nil {
+		return ecardbot.LinkResult{}, fmt.Errorf("link guardian: %w", mapError(err))
+	}
+	return res, nil
+}
+
+func checkLink(taipeiPassID, lineUserID string) error {
 	switch {
 	case taipeiPassID == "":
-		return nil, fmt.Errorf("link guardian: %w", ecardbot.Errorf(ecardbot.EINVALID, "Missing TaipeiPASS account."))
+		return ecardbot.Errorf(ecardbot.EINVALID, "Missing TaipeiPASS account.")
 	case !ecardbot.ValidLineUserID(lineUserID):
-		return nil, fmt.Errorf("link guardian: %w", ecardbot.Errorf(ecardbot.EINVALID, "Malformed LINE user ID."))
+		return ecardbot.Errorf(ecardbot.EINVALID, "Malformed LINE user ID.")
 	}
-	now := s.db.timeArg(s.now())
-	var g guardianRow
-	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var rows []guardianRow
-		if err := tx.Raw(selectGuardian+`WHERE taipeipass_id = ? OR line_user_id = ?`, taipeiPassID, lineUserID).Scan(&rows).Error; err != nil {
-			return err
-		}
-		var byAccount *guardianRow
-		for i := range rows {
-			switch r := &rows[i]; {
-			case r.TaipeipassID == taipeiPassID:
-				byAccount = r
-			case r.lineUser() == lineUserID:
-				return ecardbot.Errorf(ecardbot.ECONFLICT, "This LINE user is linked to another TaipeiPASS account.")
+	return nil
+}
+
+// linkTx is LinkGuardian inside the caller's transaction, which CompleteLink shares so that the
+// nonce is used up only when the binding is made. The LINE user's old guardian is unlinked
+// before the account's row takes the user, as the unique index on line_user_id requires.
+func linkTx(tx *gorm.DB, now any, taipeiPassID, lineUserID string) (ecardbot.LinkResult, error) {
+	var res ecardbot.LinkResult
+	var rows []guardianRow
+	if err := tx.Raw(selectGuardian+`WHERE taipeipass_id = ? OR line_user_id = ? ORDER BY id`, taipeiPassID, lineUserID).Scan(&rows).Error; err != nil {
+		return res, err
+	}
+	var byAccount *guardianRow
+	for i := range rows {
+		if r := &rows[i]; r.TaipeipassID == taipeiPassID {
+			byAccount = r
+		} else if r.lineUser() == lineUserID {
+			if err := unlinkTx(tx, now, r.ID, "unlinked: LINE user linked to another account"); err != nil {
+				return res, err
 			}
+			res.Unlinked = r.ID
 		}
-		switch {
-		case byAccount != nil && byAccount.lineUser() == lineUserID:
-			g = *byAccount
-			return nil
-		case byAccount != nil && byAccount.LineUserID != nil:
-			return ecardbot.Errorf(ecardbot.ECONFLICT, "This TaipeiPASS account is linked to another LINE user.")
-		case byAccount != nil:
-			if err := tx.Exec(`UPDATE guardians SET line_user_id = ?, updated_at = ? WHERE id = ?`, lineUserID, now, byAccount.ID).Error; err != nil {
-				return err
-			}
-			return tx.Raw(selectGuardian+`WHERE id = ?`, byAccount.ID).Scan(&g).Error
+	}
+	var id int64
+	switch {
+	case byAccount != nil && byAccount.lineUser() == lineUserID:
+		res.Guardian = byAccount.domain()
+		return res, nil
+	case byAccount != nil:
+		res.MovedFrom = byAccount.lineUser()
+		if err := tx.Exec(`UPDATE guardians SET line_user_id = ?, updated_at = ? WHERE id = ?`, lineUserID, now, byAccount.ID).Error; err != nil {
+			return res, err
 		}
+		id = byAccount.ID
+	default:
 		var langs []string
 		if err := tx.Raw(`SELECT language FROM line_users WHERE id = ?`, lineUserID).Scan(&langs).Error; err != nil {
-			return err
+			return res, err
 		}
 		lang := ecardbot.LangZhTW
 		if len(langs) == 1 && langs[0] != "" {
 			lang = langs[0]
 		}
-		var id int64
 		if err := tx.Raw(`INSERT INTO guardians (taipeipass_id, line_user_id, email, language, created_at, updated_at)
 VALUES (?, ?, '', ?, ?, ?) RETURNING id`, taipeiPassID, lineUserID, lang, now, now).Scan(&id).Error; err != nil {
+			return res, err
+		}
+	}
+	var g guardianRow
+	if err := tx.Raw(selectGuardian+`WHERE id = ?`, id).Scan(&g).Error; err != nil {
+		return res, err
+	}
+	res.Guardian = g.domain()
+	return res, nil
+}
+
+// UnlinkGuardian removes the LINE user's binding and the guardian's subscriptions and cancels
+// their unsent deliveries, in one transaction; the guardianships stay (see
+// ecardbot.GuardianService). Returns ENOTFOUND when the user is not linked.
+func (s *GuardianService) UnlinkGuardian(ctx context.Context, lineUserID string) (*ecardbot.Guardian, error) {
+	now := s.db.timeArg(s.now())
+	var g guardianRow
+	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []guardianRow
+		if err := tx.Raw(selectGuardian+`WHERE line_user_id = ?`, lineUserID).Scan(&rows).Error; err != nil {
 			return err
 		}
-		return tx.Raw(selectGuardian+`WHERE id = ?`, id).Scan(&g).Error
+		if len(rows) == 0 {
+			return ecardbot.Errorf(ecardbot.ENOTFOUND, "This LINE user is not linked.")
+		}
+		if err := unlinkTx(tx, now, rows[0].ID, "unlinked"); err != nil {
+			return err
+		}
+		return tx.Raw(selectGuardian+`WHERE id = ?`, rows[0].ID).Scan(&g).Error
 	})
 	if err != nil {
-		return nil, fmt.Errorf("link guardian: %w", mapError(err))
+		return nil, fmt.Errorf("unlink guardian: %w", mapError(err))
 	}
 	return g.domain(), nil
+}
+
+// unlinkTx clears the guardian's LINE binding, deletes their subscriptions and cancels their
+// deliveries that are pending or queued (the worker skips a cancelled one), so an unlinked
+// parent is written to no more, on any channel.
+func unlinkTx(tx *gorm.DB, now any, guardianID int64, reason string) error {
+	if err := tx.Exec(`UPDATE guardians SET line_user_id = NULL, updated_at = ? WHERE id = ?`, now, guardianID).Error; err != nil {
+		return err
+	}
+	if err := tx.Exec(`DELETE FROM subscriptions WHERE guardian_id = ?`, guardianID).Error; err != nil {
+		return err
+	}
+	return tx.Exec(`UPDATE deliveries SET state = ?, dead_reason = ?, updated_at = ? WHERE guardian_id = ? AND state IN (?, ?)`,
+		ecardbot.DeliveryCancelled, reason, now, guardianID, ecardbot.DeliveryPending, ecardbot.DeliveryQueued).Error
 }
 
 // FindGuardianByLineUser returns the guardian linked to the LINE user. Returns ENOTFOUND when the

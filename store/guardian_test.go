@@ -459,21 +459,21 @@ func TestGuardianService(t *testing.T) {
 		f := newGuardianFixture(t, b)
 		svc := f.svc
 
-		g, err := svc.LinkGuardian(ctx, "tp-a", lineID(1))
+		linked, err := svc.LinkGuardian(ctx, "tp-a", lineID(1))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g.TaipeiPassID != "tp-a" || g.LineUserID != lineID(1) || g.Language != ecardbot.LangZhTW || g.ID == 0 || !g.CreatedAt.Equal(f.t0) {
-			t.Errorf("linked guardian = %+v", g)
+		g := linked.Guardian
+		if g.TaipeiPassID != "tp-a" || g.LineUserID != lineID(1) || g.Language != ecardbot.LangZhTW || g.ID == 0 || !g.CreatedAt.Equal(f.t0) ||
+			linked.MovedFrom != "" || linked.Unlinked != 0 {
+			t.Errorf("linked = %+v, guardian %+v", linked, g)
 		}
-		if again, err := svc.LinkGuardian(ctx, "tp-a", lineID(1)); err != nil || again.ID != g.ID {
+		if again, err := svc.LinkGuardian(ctx, "tp-a", lineID(1)); err != nil || again.Guardian.ID != g.ID || again.MovedFrom != "" || again.Unlinked != 0 {
 			t.Errorf("linking again: %+v, %v", again, err)
 		}
 		for _, tt := range []struct {
 			name, account, user, code string
 		}{
-			{"account linked to another user", "tp-a", lineID(2), ecardbot.ECONFLICT},
-			{"user linked to another account", "tp-b", lineID(1), ecardbot.ECONFLICT},
 			{"malformed user", "tp-b", "U1", ecardbot.EINVALID},
 			{"no account", "", lineID(2), ecardbot.EINVALID},
 		} {
@@ -559,5 +559,181 @@ func TestGuardianService(t *testing.T) {
 		if err := svc.SetEmail(ctx, g.ID+100, "a@example.com", false); ecardbot.ErrorCode(err) != ecardbot.ENOTFOUND {
 			t.Errorf("unknown guardian: %v", err)
 		}
+	})
+}
+
+// deliveryStates returns every delivery as "account student kind channel state", ordered.
+func deliveryStates(tb testing.TB, db *DB) []string {
+	tb.Helper()
+	var rows []string
+	err := db.gorm.Raw(`SELECT g.taipeipass_id || ' ' || s.student_no || ' ' || n.kind || ' ' || d.channel || ' ' || d.state
+FROM deliveries d JOIN notices n ON n.id = d.notice_id JOIN students s ON s.id = n.student_id JOIN guardians g ON g.id = d.guardian_id
+ORDER BY 1`).Scan(&rows).Error
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rows
+}
+
+// Unlinking ends every notice at once, on both channels, and keeps the children: linking the same
+// account again brings them back, without notices until the parent chooses them again.
+func TestUnlinkGuardian(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		f := newGateFixture(t, b, entry(2, "1001", "C1"), entry(3, "1002", "C2"))
+		svc := NewGuardianService(f.db)
+		if _, err := svc.ImportSubscribers(ctx, []ecardbot.SubscriberEntry{
+			subEntry(2, 1, "tp-a", "1001", "a@example.com", allKinds...),
+			subEntry(3, 1, "tp-a", "1002", "a@example.com", ecardbot.KindArrived),
+			subEntry(4, 2, "tp-b", "1001", "", ecardbot.KindArrived),
+		}, ecardbot.SubscriberImportOptions{EmailConfirmed: true}); err != nil {
+			t.Fatal(err)
+		}
+		f.ingest(t, tp(7, 45, 0), tap("e1", "C1", in, tp(7, 40, 0)), tap("e2", "C2", in, tp(7, 41, 0)))
+		// One of tp-a's deliveries is in the queue already, one was sent.
+		if err := f.db.gorm.Exec(`UPDATE deliveries SET state = 'queued' WHERE channel = 'line' AND guardian_id = (SELECT id FROM guardians WHERE taipeipass_id = 'tp-a')
+AND notice_id = (SELECT n.id FROM notices n JOIN students s ON s.id = n.student_id WHERE s.student_no = '1002')`).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.gorm.Exec(`UPDATE deliveries SET state = 'sent' WHERE channel = 'email' AND guardian_id = (SELECT id FROM guardians WHERE taipeipass_id = 'tp-a')
+AND notice_id = (SELECT n.id FROM notices n JOIN students s ON s.id = n.student_id WHERE s.student_no = '1002')`).Error; err != nil {
+			t.Fatal(err)
+		}
+
+		g, err := svc.UnlinkGuardian(ctx, lineID(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.TaipeiPassID != "tp-a" || g.LineUserID != "" {
+			t.Errorf("unlinked guardian = %+v", g)
+		}
+		want := []string{
+			"tp-a 1001 arrived email cancelled",
+			"tp-a 1001 arrived line cancelled",
+			"tp-a 1002 arrived email sent",
+			"tp-a 1002 arrived line cancelled",
+			"tp-b 1001 arrived line pending",
+		}
+		if diff := cmp.Diff(want, deliveryStates(t, f.db)); diff != "" {
+			t.Errorf("deliveries (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(subs("tp-b 1001", lineOnly, ecardbot.KindArrived), listSubscriptions(t, f.db)); diff != "" {
+			t.Errorf("subscriptions (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"tp-a 1001", "tp-a 1002", "tp-b 1001"}, listGuardianships(t, f.db)); diff != "" {
+			t.Errorf("guardianships (-want +got):\n%s", diff)
+		}
+		if _, err := svc.FindGuardianByLineUser(ctx, lineID(1)); ecardbot.ErrorCode(err) != ecardbot.ENOTFOUND {
+			t.Errorf("find after unlink: %v", err)
+		}
+		if _, err := svc.UnlinkGuardian(ctx, lineID(1)); ecardbot.ErrorCode(err) != ecardbot.ENOTFOUND {
+			t.Errorf("unlink twice: %v", err)
+		}
+
+		// A later tap reaches tp-b only.
+		f.ingest(t, tp(16, 5, 0), tap("e3", "C1", out, tp(16, 0, 0)))
+		if got := deliveryStates(t, f.db); slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "tp-a 1001 left") }) {
+			t.Errorf("an unlinked guardian got a new delivery: %v", got)
+		}
+
+		// Linking the account again, from another LINE user too, restores the children.
+		res, err := svc.LinkGuardian(ctx, "tp-a", lineID(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Guardian.ID != g.ID || res.MovedFrom != "" || res.Unlinked != 0 {
+			t.Errorf("relink = %+v", res)
+		}
+		if diff := cmp.Diff([]string{"tp-a 1001", "tp-a 1002", "tp-b 1001"}, listGuardianships(t, f.db)); diff != "" {
+			t.Errorf("guardianships after relinking (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// The accountLink event proves both accounts, so the newest link wins, either way round.
+func TestRelinkNewestWins(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		setup := func(t *testing.T) (*guardianFixture, map[string]int64) {
+			f := newGuardianFixture(t, b)
+			f.mustImport(t, ecardbot.SubscriberImportOptions{},
+				subEntry(2, 1, "tp-a", "1001", "", ecardbot.KindArrived),
+				subEntry(3, 2, "tp-b", "1002", "", ecardbot.KindLeft))
+			ids := map[string]int64{}
+			for _, acct := range []string{"tp-a", "tp-b"} {
+				var id int64
+				if err := f.db.gorm.Raw(`SELECT id FROM guardians WHERE taipeipass_id = ?`, acct).Scan(&id).Error; err != nil {
+					t.Fatal(err)
+				}
+				ids[acct] = id
+			}
+			return f, ids
+		}
+
+		t.Run("the account moves to a new LINE user with its children and notices", func(t *testing.T) {
+			f, ids := setup(t)
+			res, err := f.svc.LinkGuardian(ctx, "tp-a", lineID(9))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Guardian.ID != ids["tp-a"] || res.Guardian.LineUserID != lineID(9) || res.MovedFrom != lineID(1) || res.Unlinked != 0 {
+				t.Errorf("result = %+v, guardian %+v", res, res.Guardian)
+			}
+			want := []guardianView{{"tp-a", lineID(9), "", false}, {"tp-b", lineID(2), "", false}}
+			if diff := cmp.Diff(want, listGuardians(t, f.db)); diff != "" {
+				t.Errorf("guardians (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(sorted(subs("tp-a 1001", lineOnly, ecardbot.KindArrived), subs("tp-b 1002", lineOnly, ecardbot.KindLeft)),
+				listSubscriptions(t, f.db)); diff != "" {
+				t.Errorf("subscriptions (-want +got):\n%s", diff)
+			}
+		})
+
+		t.Run("the LINE user leaves its old account for a new one", func(t *testing.T) {
+			f, ids := setup(t)
+			res, err := f.svc.LinkGuardian(ctx, "tp-new", lineID(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Guardian.TaipeiPassID != "tp-new" || res.MovedFrom != "" || res.Unlinked != ids["tp-a"] {
+				t.Errorf("result = %+v", res)
+			}
+			want := []guardianView{{"tp-a", "", "", false}, {"tp-b", lineID(2), "", false}, {"tp-new", lineID(1), "", false}}
+			if diff := cmp.Diff(want, listGuardians(t, f.db)); diff != "" {
+				t.Errorf("guardians (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(subs("tp-b 1002", lineOnly, ecardbot.KindLeft), listSubscriptions(t, f.db)); diff != "" {
+				t.Errorf("subscriptions (-want +got):\n%s", diff)
+			}
+		})
+
+		t.Run("both at once", func(t *testing.T) {
+			f, ids := setup(t)
+			// tp-a, linked to user 1, is linked to user 2, who was tp-b's.
+			res, err := f.svc.LinkGuardian(ctx, "tp-a", lineID(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Guardian.ID != ids["tp-a"] || res.MovedFrom != lineID(1) || res.Unlinked != ids["tp-b"] {
+				t.Errorf("result = %+v", res)
+			}
+			want := []guardianView{{"tp-a", lineID(2), "", false}, {"tp-b", "", "", false}}
+			if diff := cmp.Diff(want, listGuardians(t, f.db)); diff != "" {
+				t.Errorf("guardians (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(subs("tp-a 1001", lineOnly, ecardbot.KindArrived), listSubscriptions(t, f.db)); diff != "" {
+				t.Errorf("subscriptions (-want +got):\n%s", diff)
+			}
+		})
+
+		t.Run("the import still refuses what linking would move", func(t *testing.T) {
+			f, _ := setup(t)
+			_, err := f.svc.ImportSubscribers(ctx, []ecardbot.SubscriberEntry{subEntry(2, 9, "tp-a", "1001", "")}, ecardbot.SubscriberImportOptions{})
+			if ecardbot.ErrorCode(err) != ecardbot.ECONFLICT {
+				t.Errorf("import moving an account: %v, want ECONFLICT", err)
+			}
+		})
 	})
 }
