@@ -42,6 +42,8 @@ func migrations() []*gormigrate.Migration {
 			Migrate:  migrate0003,
 			Rollback: rollback0003,
 		},
+		{ID: "0004_linking", Migrate: migrate0004, Rollback: rollback0004},
+		{ID: "0005_settings", Migrate: migrate0005, Rollback: rollback0005},
 	}
 }
 
