@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/taipei-doit/ecardbot"
 	"github.com/taipei-doit/ecardbot/bot"
 	"github.com/taipei-doit/ecardbot/config"
 	"github.com/taipei-doit/ecardbot/kv"
@@ -36,6 +38,10 @@ type Main struct {
 	Registry *prometheus.Registry
 	// Addr is the address the HTTP server actually bound, set by Run.
 	Addr string
+	// MailTLSConfig is the TLS configuration of the e-mail workers' SMTP connections. Nil
+	// verifies the relay against the system roots; the sandbox and tests trust their mailbox's
+	// certificate with it.
+	MailTLSConfig *tls.Config
 	// SchedulerClock is the scheduler role's clock. Nil means the system clock; tests pass a
 	// simulated one to know when a pass is done.
 	SchedulerClock schedule.Clock
@@ -173,26 +179,53 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// startWorker starts the push pipeline on the kv client's Redis: the outbox relay and the LINE
-// workers (cfg.Workers at once, cfg.LinePushRate a second across all replicas). It returns the
-// function that stops both, the relay first so nothing new is queued while workers drain.
+// startWorker starts the push pipeline on the kv client's Redis: the outbox relay, the LINE
+// workers (cfg.Workers at once, cfg.LinePushRate a second across all replicas) and, when
+// cfg.SMTPURL is set, the e-mail workers (cfg.MailRate a second) with the e-mail fallback of the
+// LINE monthly limit. It returns the function that stops them, the relay first so nothing new is
+// queued while workers drain.
 func (m *Main) startWorker(line *lineapi.Client) (func(), error) {
 	cfg, log := m.Config, m.Logger
 	deliveries := store.NewDeliveryService(m.db)
-	rate := int(math.Ceil(cfg.LinePushRate))
+	var email *push.EmailWorker
+	var onPaused func(context.Context, ecardbot.DeliveryDetail)
+	if cfg.SMTPURL != "" {
+		mailer, err := push.NewMailer(push.MailerConfig{URL: cfg.SMTPURL, From: cfg.MailFrom, TLSConfig: m.MailTLSConfig, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		email = push.NewEmailWorker(push.EmailWorkerConfig{
+			Deliveries: deliveries,
+			Mailer:     mailer,
+			Redis:      m.kv.Redis(),
+			Prefix:     m.kv.Prefix(),
+			Rate:       int(math.Ceil(cfg.MailRate)),
+			Logger:     log,
+			Registerer: m.Registry,
+		})
+		// Only with e-mail workers running: a replacement nobody sends would leave the parent
+		// with nothing.
+		onPaused = push.EmailFallback(deliveries, log)
+	}
 	worker := push.NewWorker(push.WorkerConfig{
 		Deliveries:  deliveries,
 		LINE:        line,
 		Redis:       m.kv.Redis(),
 		Prefix:      m.kv.Prefix(),
-		Rate:        rate,
+		Rate:        int(math.Ceil(cfg.LinePushRate)),
 		Concurrency: cfg.Workers,
 		Logger:      log,
 		Registerer:  m.Registry,
-		// OnPaused is where the e-mail fallback for the LINE monthly limit will hook in.
+		OnPaused:    onPaused,
 	})
 	if err := worker.Start(); err != nil {
 		return nil, err
+	}
+	if email != nil {
+		if err := email.Start(); err != nil {
+			worker.Shutdown()
+			return nil, err
+		}
 	}
 	relay := push.NewRelay(push.RelayConfig{Deliveries: deliveries, Redis: m.kv.Redis(), Prefix: m.kv.Prefix(), Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -205,5 +238,8 @@ func (m *Main) startWorker(line *lineapi.Client) (func(), error) {
 		cancel()
 		<-done
 		worker.Shutdown()
+		if email != nil {
+			email.Shutdown()
+		}
 	}, nil
 }
