@@ -1,7 +1,6 @@
 package linking_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -13,25 +12,12 @@ import (
 
 // browse starts Chromium as the LINE user's phone: the LINE emulator's account-link dialog knows
 // who opened it from the cookie its chat page sets, as the LINE app knows its user.
-func browse(t *testing.T, h *linkingtest.Harness, user string) context.Context {
+func browse(t *testing.T, h *linkingtest.Harness, user string) *browsertest.Tab {
 	t.Helper()
-	ctx := browsertest.New(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(h.SimURL+"/sim/users")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie = "linesim_user=`+user+`; path=/"`)); err != nil {
-		t.Fatal(err)
-	}
-	return ctx
-}
-
-func text(t *testing.T, ctx context.Context, css string) string {
-	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
-	if err != nil {
-		t.Fatalf("text of %s: %v", css, err)
-	}
-	return s
+	b := browsertest.NewTab(t)
+	b.Do(chromedp.Navigate(h.SimURL + "/sim/users"))
+	b.Eval(`document.cookie = "linesim_user=` + user + `; path=/"`)
+	return b
 }
 
 // The whole journey in a real browser: the chat's button, TaipeiPASS's login page, a gold member
@@ -39,7 +25,8 @@ func text(t *testing.T, ctx context.Context, css string) string {
 func TestBrowserGoldMemberLinks(t *testing.T) {
 	h := linkingtest.New(t, linkingtest.Options{})
 	user := h.Friend(t, "zh-TW")
-	ctx := browse(t, h, user)
+	b := browse(t, h, user)
+	ctx := b.Ctx
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(h.LinkURL(t, user)), chromedp.WaitVisible(chromedp.CSS("#members"))); err != nil {
 		t.Fatal(err)
@@ -48,7 +35,7 @@ func TestBrowserGoldMemberLinks(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-account="`+goldA+`"]`)), chromedp.WaitVisible(chromedp.CSS("h1.ok, h1.err"))); err != nil {
 		t.Fatal(err)
 	}
-	if got := text(t, ctx, "h1.ok, h1.err"); !strings.Contains(got, "Account linked") {
+	if got := b.Text("h1.ok, h1.err"); !strings.Contains(got, "Account linked") {
 		t.Fatalf("LINE dialog says %q", got)
 	}
 	browsertest.Screenshot(t, ctx, "line-dialog")
@@ -65,12 +52,13 @@ func TestBrowserGoldMemberLinks(t *testing.T) {
 func TestBrowserNonGoldMemberPage(t *testing.T) {
 	h := linkingtest.New(t, linkingtest.Options{})
 	user := h.Friend(t, "zh-TW")
-	ctx := browse(t, h, user)
+	b := browse(t, h, user)
+	ctx := b.Ctx
 	if err := chromedp.Do(ctx, chromedp.Navigate(h.LinkURL(t, user)), chromedp.WaitVisible(chromedp.CSS("#members")),
 		chromedp.Click(chromedp.CSS(`button[data-account="`+notGold+`"]`)), chromedp.WaitVisible(chromedp.CSS("#ways"))); err != nil {
 		t.Fatal(err)
 	}
-	if got := text(t, ctx, "#title"); !strings.Contains(got, "需要臺北通金質會員") || !strings.Contains(got, "gold membership") {
+	if got := b.Text("#title"); !strings.Contains(got, "需要臺北通金質會員") || !strings.Contains(got, "gold membership") {
 		t.Errorf("title %q", got)
 	}
 	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#ways li").length`))
@@ -95,11 +83,12 @@ func TestBrowserNonGoldMemberPage(t *testing.T) {
 func TestBrowserForgedStatePage(t *testing.T) {
 	h := linkingtest.New(t, linkingtest.Options{})
 	user := h.Friend(t, "en")
-	ctx := browse(t, h, user)
+	b := browse(t, h, user)
+	ctx := b.Ctx
 	if err := chromedp.Do(ctx, chromedp.Navigate(h.URL+"/link/callback?code=AbC123&state=forged"), chromedp.WaitVisible(chromedp.CSS("#title"))); err != nil {
 		t.Fatal(err)
 	}
-	if got := text(t, ctx, "#title"); !strings.Contains(got, "連結已失效") || !strings.Contains(got, "expired or was already used") {
+	if got := b.Text("#title"); !strings.Contains(got, "連結已失效") || !strings.Contains(got, "expired or was already used") {
 		t.Errorf("title %q", got)
 	}
 	browsertest.Screenshot(t, ctx, "forged-state")

@@ -223,98 +223,13 @@ func (h *harness) children(guardianID int64) []ecardbot.Child {
 	return ch
 }
 
-// browser drives one Chromium tab.
-type browser struct {
-	t   *testing.T
-	ctx context.Context
-}
-
-func newBrowser(t *testing.T) *browser {
-	return &browser{t: t, ctx: browsertest.New(t)}
-}
-
-// goTo navigates and returns the final response's status.
-func (b *browser) goTo(url string) int {
-	b.t.Helper()
-	resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(url))
-	if err != nil {
-		b.t.Fatalf("navigate: %v", err)
-	}
-	return int(resp.Status)
-}
-
-// submit clicks the button that submits a form and returns the status of the page it leads to.
-func (b *browser) submit(sel string) int {
-	b.t.Helper()
-	resp, err := chromedp.RunResponse(b.ctx, chromedp.Click(chromedp.CSS(sel)))
-	if err != nil {
-		b.t.Fatalf("submit %s: %v", sel, err)
-	}
-	return int(resp.Status)
-}
-
-func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
-		b.t.Fatal(err)
-	}
-}
-
-func (b *browser) text(sel string) string {
-	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		b.t.Fatalf("text of %s: %v", sel, err)
-	}
-	return s
-}
-
-func (b *browser) eval(js string) string {
-	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](js))
-	if err != nil {
-		b.t.Fatalf("evaluate %s: %v", js, err)
-	}
-	return s
-}
-
-func (b *browser) path() string {
-	return b.eval(`location.pathname + location.search`)
-}
-
-func (b *browser) checked(id string) bool {
-	b.t.Helper()
-	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.getElementById("`+id+`").checked`))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return v
-}
-
-func (b *browser) shot(name string) { browsertest.Screenshot(b.t, b.ctx, name) }
-
-func (b *browser) wantStatus(got, want int, what string) {
-	b.t.Helper()
-	if got != want {
-		b.shot("unexpected-" + strings.ReplaceAll(what, " ", "-"))
-		b.t.Fatalf("%s: status %d, want %d (at %s)", what, got, want, b.path())
-	}
-}
-
-func (b *browser) wantText(sel, want string) {
-	b.t.Helper()
-	if got := b.text(sel); !strings.Contains(got, want) {
-		b.t.Errorf("%s reads %q, want it to contain %q", sel, got, want)
-	}
-}
-
 // fillChild picks 松山區, 國小 and 松山國小 on the 歸戶 page and types the pupil's details.
-func (b *browser) fillChild(name, no, birth, id string) {
-	b.t.Helper()
-	b.do(chromedp.SetValue(chromedp.ID("district"), "松山區"), chromedp.SetValue(chromedp.ID("level"), ecardbot.LevelElementary))
-	b.wantStatus(b.submit("#list-schools"), http.StatusOK, "list schools")
-	b.wantText("#school", "松山國小")
-	b.do(
+func fillChild(t *testing.T, b *browsertest.Tab, name, no, birth, id string) {
+	t.Helper()
+	b.Do(chromedp.SetValue(chromedp.ID("district"), "松山區"), chromedp.SetValue(chromedp.ID("level"), ecardbot.LevelElementary))
+	b.WantStatus(b.Submit("#list-schools"), http.StatusOK, "list schools")
+	b.WantText("#school", "松山國小")
+	b.Do(
 		chromedp.SendKeys(chromedp.ID("name"), name),
 		chromedp.SendKeys(chromedp.ID("student_no"), no),
 		chromedp.SetValue(chromedp.ID("birth_date"), birth),

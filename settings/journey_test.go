@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taipei-doit/ecardbot"
+	"github.com/taipei-doit/ecardbot/internal/browsertest"
 	"github.com/taipei-doit/ecardbot/store"
 )
 
@@ -25,24 +26,24 @@ func TestJourney(t *testing.T) {
 	}{{"postgres", false}, {"sqlite", true}} {
 		t.Run(backend.name, func(t *testing.T) {
 			h := newHarness(t, harnessOptions{sqlite: backend.sqlite})
-			b := newBrowser(t)
+			b := browsertest.NewTab(t)
 			ctx := context.Background()
 
 			// The link from chat opens the 歸戶 page directly.
-			b.wantStatus(b.goTo(h.link(h.g1, ecardbot.SettingsAddChild)), http.StatusOK, "open link")
-			if p := b.path(); p != "/settings/children/new" {
+			b.WantStatus(b.GoTo(h.link(h.g1, ecardbot.SettingsAddChild)), http.StatusOK, "open link")
+			if p := b.Path(); p != "/settings/children/new" {
 				t.Fatalf("link led to %s", p)
 			}
-			b.shot("add-child-start")
-			b.fillChild(childName, childNo, childBirth, childID)
-			b.shot("add-child-filled")
-			b.wantStatus(b.submit("#submit"), http.StatusOK, "add child")
-			if p := b.path(); p != "/settings?done=added" {
+			b.Shot("add-child-start")
+			fillChild(t, b, childName, childNo, childBirth, childID)
+			b.Shot("add-child-filled")
+			b.WantStatus(b.Submit("#submit"), http.StatusOK, "add child")
+			if p := b.Path(); p != "/settings?done=added" {
 				t.Fatalf("after adding: %s", p)
 			}
-			b.wantText("#flash", "已加入孩子")
-			b.wantText(".child h2", "李○翔")
-			b.shot("home-child-added")
+			b.WantText("#flash", "已加入孩子")
+			b.WantText(".child h2", "李○翔")
+			b.Shot("home-child-added")
 
 			children := h.children(h.g1)
 			if len(children) != 1 || children[0].StudentNo != childNo {
@@ -60,28 +61,28 @@ func TestJourney(t *testing.T) {
 			// Tick 到校 on e-mail, untick 離校 on LINE, save.
 			id := func(ch, kind string) string { return "c" + itoa(sid) + "-" + ch + "-" + kind }
 			for _, k := range ecardbot.NoticeKinds {
-				if !b.checked(id("line", string(k))) || b.checked(id("email", string(k))) {
+				if !b.Checked(id("line", string(k))) || b.Checked(id("email", string(k))) {
 					t.Errorf("grid for %s does not show the defaults", k)
 				}
 			}
-			b.do(chromedp.Click(chromedp.ID(id("email", "arrived"))), chromedp.Click(chromedp.ID(id("line", "left"))))
-			b.wantStatus(b.submit("#save-"+itoa(sid)), http.StatusOK, "save notices")
-			b.wantText("#flash", "通知設定已儲存")
-			if !b.checked(id("email", "arrived")) || b.checked(id("line", "left")) {
+			b.Do(chromedp.Click(chromedp.ID(id("email", "arrived"))), chromedp.Click(chromedp.ID(id("line", "left"))))
+			b.WantStatus(b.Submit("#save-"+itoa(sid)), http.StatusOK, "save notices")
+			b.WantText("#flash", "通知設定已儲存")
+			if !b.Checked(id("email", "arrived")) || b.Checked(id("line", "left")) {
 				t.Error("the saved grid does not show the change")
 			}
-			b.shot("home-notices-saved")
+			b.Shot("home-notices-saved")
 			want = []ecardbot.Subscription{sub(ecardbot.KindAbsent, ecardbot.ChannelLINE), sub(ecardbot.KindArrived, ecardbot.ChannelEmail), sub(ecardbot.KindArrived, ecardbot.ChannelLINE)}
 			if diff := cmp.Diff(want, h.subscriptions(h.g1)); diff != "" {
 				t.Errorf("saved subscriptions (-want +got):\n%s", diff)
 			}
 
 			// Set the e-mail address: stored unconfirmed, and only a confirmation is mailed.
-			b.do(chromedp.SetValue(chromedp.ID("email-input"), "parent@example.com"))
-			b.wantStatus(b.submit("#email-save"), http.StatusOK, "set e-mail")
-			b.wantText("#flash", "確認信已寄出")
-			b.wantText("#email-state", "待確認")
-			b.shot("home-email-unconfirmed")
+			b.Do(chromedp.SetValue(chromedp.ID("email-input"), "parent@example.com"))
+			b.WantStatus(b.Submit("#email-save"), http.StatusOK, "set e-mail")
+			b.WantText("#flash", "確認信已寄出")
+			b.WantText("#email-state", "待確認")
+			b.Shot("home-email-unconfirmed")
 			g, err := h.store.Guardian(ctx, h.g1)
 			if err != nil || g.Email != "parent@example.com" || g.EmailConfirmedAt != nil {
 				t.Fatalf("guardian after setting the address: %+v, %v", g, err)
@@ -99,17 +100,17 @@ func TestJourney(t *testing.T) {
 			}
 
 			// Open the link from the mail.
-			b.wantStatus(b.goTo(link), http.StatusOK, "confirm e-mail")
-			b.wantText("#title", "電子郵件地址已確認")
-			b.shot("email-confirmed")
+			b.WantStatus(b.GoTo(link), http.StatusOK, "confirm e-mail")
+			b.WantText("#title", "電子郵件地址已確認")
+			b.Shot("email-confirmed")
 			if g, err := h.store.Guardian(ctx, h.g1); err != nil || g.EmailConfirmedAt == nil {
 				t.Fatalf("guardian after confirming: %+v, %v", g, err)
 			}
-			b.wantStatus(b.goTo(link), http.StatusGone, "confirmation link used twice")
-			b.shot("email-confirm-used-twice")
-			b.wantStatus(b.goTo(h.url+"/settings"), http.StatusOK, "settings after confirming")
-			b.wantText("#email-state", "已確認")
-			b.shot("home-email-confirmed")
+			b.WantStatus(b.GoTo(link), http.StatusGone, "confirmation link used twice")
+			b.Shot("email-confirm-used-twice")
+			b.WantStatus(b.GoTo(h.url+"/settings"), http.StatusOK, "settings after confirming")
+			b.WantText("#email-state", "已確認")
+			b.Shot("home-email-confirmed")
 
 			// A tap makes a notice with deliveries on LINE and e-mail; LINE sends it.
 			if err := store.NewLineUserService(h.db).Follow(ctx, lineUser(1), ecardbot.LangZhTW, h.clock.Now()); err != nil {
@@ -132,24 +133,24 @@ func TestJourney(t *testing.T) {
 					}
 				}
 			}
-			b.wantStatus(b.submit("#history"), http.StatusOK, "history")
-			b.wantText("#entries", "到校")
-			b.wantText("#entries", "李○翔")
-			b.wantText("#entries", "LINE 已送達")
-			b.wantText("#entries", "E-mail 傳送中")
-			if strings.Contains(b.text("main"), childName) {
+			b.WantStatus(b.Submit("#history"), http.StatusOK, "history")
+			b.WantText("#entries", "到校")
+			b.WantText("#entries", "李○翔")
+			b.WantText("#entries", "LINE 已送達")
+			b.WantText("#entries", "E-mail 傳送中")
+			if strings.Contains(b.Text("main"), childName) {
 				t.Error("the history page shows the child's full name")
 			}
-			b.shot("history")
+			b.Shot("history")
 
 			// Remove the child, after confirming.
-			b.wantStatus(b.goTo(h.url+"/settings"), http.StatusOK, "settings")
-			b.wantStatus(b.submit("#remove-"+itoa(sid)), http.StatusOK, "remove form")
-			b.shot("remove-child-confirm")
-			b.wantStatus(b.submit("#confirm-remove"), http.StatusOK, "remove child")
-			b.wantText("#flash", "已移除孩子")
-			b.wantText("#no-children", "還沒有加入孩子")
-			b.shot("home-child-removed")
+			b.WantStatus(b.GoTo(h.url+"/settings"), http.StatusOK, "settings")
+			b.WantStatus(b.Submit("#remove-"+itoa(sid)), http.StatusOK, "remove form")
+			b.Shot("remove-child-confirm")
+			b.WantStatus(b.Submit("#confirm-remove"), http.StatusOK, "remove child")
+			b.WantText("#flash", "已移除孩子")
+			b.WantText("#no-children", "還沒有加入孩子")
+			b.Shot("home-child-removed")
 			if len(h.children(h.g1)) != 0 || len(h.subscriptions(h.g1)) != 0 {
 				t.Error("the child or its subscriptions remain after removal")
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taipei-doit/ecardbot"
+	"github.com/taipei-doit/ecardbot/internal/browsertest"
 	"github.com/taipei-doit/ecardbot/settings"
 )
 
@@ -19,12 +20,12 @@ import (
 // field it was; the ID is not echoed back and nothing is added.
 func TestWrongBirthDate(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	b := newBrowser(t)
-	b.wantStatus(b.goTo(h.link(h.g1, ecardbot.SettingsAddChild)), http.StatusOK, "open link")
-	b.fillChild(childName, childNo, "2019-05-05", childID)
-	b.wantStatus(b.submit("#submit"), http.StatusBadRequest, "wrong birth date")
-	b.shot("generic-error")
-	msg := b.text(".error")
+	b := browsertest.NewTab(t)
+	b.WantStatus(b.GoTo(h.link(h.g1, ecardbot.SettingsAddChild)), http.StatusOK, "open link")
+	fillChild(t, b, childName, childNo, "2019-05-05", childID)
+	b.WantStatus(b.Submit("#submit"), http.StatusBadRequest, "wrong birth date")
+	b.Shot("generic-error")
+	msg := b.Text(".error")
 	if !strings.Contains(msg, genericNoMatch) {
 		t.Errorf("error %q is not the generic one", msg)
 	}
@@ -33,10 +34,10 @@ func TestWrongBirthDate(t *testing.T) {
 			t.Errorf("the error's first sentence names a field (%s): %q", field, msg)
 		}
 	}
-	if v := b.eval(`document.getElementById("national_id").value`); v != "" {
+	if v := b.Eval(`document.getElementById("national_id").value`); v != "" {
 		t.Errorf("the ID number was echoed back: %q", v)
 	}
-	if html := b.eval(`document.documentElement.outerHTML`); strings.Contains(strings.ToUpper(html), strings.ToUpper(childID)) {
+	if html := b.Eval(`document.documentElement.outerHTML`); strings.Contains(strings.ToUpper(html), strings.ToUpper(childID)) {
 		t.Error("the page contains the ID number")
 	}
 	if n := len(h.children(h.g1)); n != 0 {
@@ -45,51 +46,51 @@ func TestWrongBirthDate(t *testing.T) {
 
 	// A wrong ID, and a wrong name, get the very same message.
 	for _, tt := range []struct{ name, id string }{{childName, "A123456789"}, {"李軒", childID}} {
-		b.wantStatus(b.goTo(h.url+"/settings/children/new"), http.StatusOK, "form")
-		b.fillChild(tt.name, childNo, childBirth, tt.id)
-		b.wantStatus(b.submit("#submit"), http.StatusBadRequest, "mismatch")
-		if got := b.text(".error"); got != msg {
+		b.WantStatus(b.GoTo(h.url+"/settings/children/new"), http.StatusOK, "form")
+		fillChild(t, b, tt.name, childNo, childBirth, tt.id)
+		b.WantStatus(b.Submit("#submit"), http.StatusBadRequest, "mismatch")
+		if got := b.Text(".error"); got != msg {
 			t.Errorf("mismatch message %q differs from %q", got, msg)
 		}
 	}
 
 	// A checksum error is reported as such and is not an attempt.
-	b.wantStatus(b.goTo(h.url+"/settings/children/new"), http.StatusOK, "form")
-	b.fillChild(childName, childNo, childBirth, "A123456788")
-	b.wantStatus(b.submit("#submit"), http.StatusBadRequest, "bad checksum")
-	b.wantText(".error", "ID number is not valid")
-	b.shot("checksum-error")
+	b.WantStatus(b.GoTo(h.url+"/settings/children/new"), http.StatusOK, "form")
+	fillChild(t, b, childName, childNo, childBirth, "A123456788")
+	b.WantStatus(b.Submit("#submit"), http.StatusBadRequest, "bad checksum")
+	b.WantText(".error", "ID number is not valid")
+	b.Shot("checksum-error")
 }
 
 // TestSixthAttempt: five failures within the hour, then even the right details are refused
 // before matching, with the time to retry; an hour later they work.
 func TestSixthAttempt(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	b := newBrowser(t)
-	b.wantStatus(b.goTo(h.link(h.g1, ecardbot.SettingsAddChild)), http.StatusOK, "open link")
+	b := browsertest.NewTab(t)
+	b.WantStatus(b.GoTo(h.link(h.g1, ecardbot.SettingsAddChild)), http.StatusOK, "open link")
 	start := h.clock.Now()
 	for i := range 5 {
-		b.wantStatus(b.goTo(h.url+"/settings/children/new"), http.StatusOK, "form")
-		b.fillChild(childName, childNo, "2019-05-0"+string(rune('5'+i)), childID)
-		b.wantStatus(b.submit("#submit"), http.StatusBadRequest, "failed attempt")
+		b.WantStatus(b.GoTo(h.url+"/settings/children/new"), http.StatusOK, "form")
+		fillChild(t, b, childName, childNo, "2019-05-0"+string(rune('5'+i)), childID)
+		b.WantStatus(b.Submit("#submit"), http.StatusBadRequest, "failed attempt")
 		h.clock.Advance(time.Minute)
 	}
-	b.wantStatus(b.goTo(h.url+"/settings/children/new"), http.StatusOK, "form")
-	b.fillChild(childName, childNo, childBirth, childID)
-	b.wantStatus(b.submit("#submit"), http.StatusTooManyRequests, "sixth attempt")
-	b.shot("too-many-attempts")
+	b.WantStatus(b.GoTo(h.url+"/settings/children/new"), http.StatusOK, "form")
+	fillChild(t, b, childName, childNo, childBirth, childID)
+	b.WantStatus(b.Submit("#submit"), http.StatusTooManyRequests, "sixth attempt")
+	b.Shot("too-many-attempts")
 	retry := start.Add(time.Hour).In(ecardbot.Taipei).Format("15:04")
-	b.wantText(".error", "嘗試次數過多")
-	b.wantText(".error", retry)
+	b.WantText(".error", "嘗試次數過多")
+	b.WantText(".error", retry)
 	if n := len(h.children(h.g1)); n != 0 {
 		t.Fatalf("the sixth attempt added a child")
 	}
 
 	// The link's session has ended by now; a new one, after the window, lets the right details in.
 	h.clock.Advance(time.Hour)
-	b.wantStatus(b.goTo(h.link(h.g1, ecardbot.SettingsAddChild)), http.StatusOK, "open link")
-	b.fillChild(childName, childNo, childBirth, childID)
-	b.wantStatus(b.submit("#submit"), http.StatusOK, "after the window")
+	b.WantStatus(b.GoTo(h.link(h.g1, ecardbot.SettingsAddChild)), http.StatusOK, "open link")
+	fillChild(t, b, childName, childNo, childBirth, childID)
+	b.WantStatus(b.Submit("#submit"), http.StatusOK, "after the window")
 	if n := len(h.children(h.g1)); n != 1 {
 		t.Fatalf("%d children after the window, want 1", n)
 	}
@@ -99,27 +100,27 @@ func TestSixthAttempt(t *testing.T) {
 // get a page saying what to do, and no session.
 func TestLinkUsedTwice(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	b := newBrowser(t)
+	b := browsertest.NewTab(t)
 	link := h.link(h.g1, ecardbot.SettingsHistory)
-	b.wantStatus(b.goTo(link), http.StatusOK, "first use")
-	if p := b.path(); p != "/settings/history" {
+	b.WantStatus(b.GoTo(link), http.StatusOK, "first use")
+	if p := b.Path(); p != "/settings/history" {
 		t.Errorf("link led to %s", p)
 	}
-	b.wantText("#no-entries", "沒有通知")
-	b.shot("history-empty")
+	b.WantText("#no-entries", "沒有通知")
+	b.Shot("history-empty")
 
-	b2 := newBrowser(t) // another browser: no session of its own
-	b2.wantStatus(b2.goTo(link), http.StatusGone, "second use")
-	b2.wantText("#title", "連結已使用或已過期")
-	b2.shot("used-twice")
-	b2.wantStatus(b2.goTo(h.url+"/settings"), http.StatusUnauthorized, "no session")
+	b2 := browsertest.NewTab(t) // another browser: no session of its own
+	b2.WantStatus(b2.GoTo(link), http.StatusGone, "second use")
+	b2.WantText("#title", "連結已使用或已過期")
+	b2.Shot("used-twice")
+	b2.WantStatus(b2.GoTo(h.url+"/settings"), http.StatusUnauthorized, "no session")
 
 	expired := h.link(h.g1, ecardbot.SettingsHome)
 	h.clock.Advance(settings.DefaultLinkTTL)
-	b2.wantStatus(b2.goTo(expired), http.StatusGone, "expired link")
-	b2.wantStatus(b2.goTo(h.url+"/settings/open?t=not-a-token"), http.StatusBadRequest, "unknown link")
-	b2.wantText("#title", "連結無效")
-	b2.shot("unknown-link")
+	b2.WantStatus(b2.GoTo(expired), http.StatusGone, "expired link")
+	b2.WantStatus(b2.GoTo(h.url+"/settings/open?t=not-a-token"), http.StatusBadRequest, "unknown link")
+	b2.WantText("#title", "連結無效")
+	b2.Shot("unknown-link")
 }
 
 // TestCSRF: a form posted without its token, or with another session's, is refused with 403
@@ -129,31 +130,31 @@ func TestCSRF(t *testing.T) {
 	sid := h.addChild(h.g1, childNo, childName, childBirth, childID)
 	before := h.subscriptions(h.g1)
 
-	other := newBrowser(t)
-	other.wantStatus(other.goTo(h.link(h.g2, ecardbot.SettingsHome)), http.StatusOK, "other session")
-	otherToken := other.eval(`document.querySelector("input[name=csrf]").value`)
+	other := browsertest.NewTab(t)
+	other.WantStatus(other.GoTo(h.link(h.g2, ecardbot.SettingsHome)), http.StatusOK, "other session")
+	otherToken := other.Eval(`document.querySelector("input[name=csrf]").value`)
 
-	b := newBrowser(t)
-	b.wantStatus(b.goTo(h.link(h.g1, ecardbot.SettingsHome)), http.StatusOK, "open link")
-	if tok := b.eval(`document.querySelector("input[name=csrf]").value`); tok == "" || tok == otherToken {
+	b := browsertest.NewTab(t)
+	b.WantStatus(b.GoTo(h.link(h.g1, ecardbot.SettingsHome)), http.StatusOK, "open link")
+	if tok := b.Eval(`document.querySelector("input[name=csrf]").value`); tok == "" || tok == otherToken {
 		t.Fatalf("tokens %q and %q: each session needs its own", tok, otherToken)
 	}
 	untick := chromedp.Click(chromedp.ID("c" + itoa(sid) + "-line-arrived"))
 
-	b.do(chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("input[name=csrf]").forEach(e => e.remove())`), untick)
-	b.wantStatus(b.submit("#save-"+itoa(sid)), http.StatusForbidden, "no token")
-	b.wantText("#title", "無法處理這個表單")
-	b.shot("csrf-missing")
+	b.Do(chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("input[name=csrf]").forEach(e => e.remove())`), untick)
+	b.WantStatus(b.Submit("#save-"+itoa(sid)), http.StatusForbidden, "no token")
+	b.WantText("#title", "無法處理這個表單")
+	b.Shot("csrf-missing")
 
-	b.wantStatus(b.goTo(h.url+"/settings"), http.StatusOK, "settings")
-	b.do(chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("input[name=csrf]").forEach(e => e.value = "`+otherToken+`")`), untick)
-	b.wantStatus(b.submit("#save-"+itoa(sid)), http.StatusForbidden, "another session's token")
-	b.shot("csrf-other-session")
+	b.WantStatus(b.GoTo(h.url+"/settings"), http.StatusOK, "settings")
+	b.Do(chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("input[name=csrf]").forEach(e => e.value = "`+otherToken+`")`), untick)
+	b.WantStatus(b.Submit("#save-"+itoa(sid)), http.StatusForbidden, "another session's token")
+	b.Shot("csrf-other-session")
 
-	b.wantStatus(b.goTo(h.url+"/settings"), http.StatusOK, "settings")
-	b.do(chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("input[name=csrf]").forEach(e => e.remove())`),
+	b.WantStatus(b.GoTo(h.url+"/settings"), http.StatusOK, "settings")
+	b.Do(chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("input[name=csrf]").forEach(e => e.remove())`),
 		chromedp.SetValue(chromedp.ID("email-input"), "x@example.com"))
-	b.wantStatus(b.submit("#email-save"), http.StatusForbidden, "e-mail without token")
+	b.WantStatus(b.Submit("#email-save"), http.StatusForbidden, "e-mail without token")
 
 	if diff := cmp.Diff(before, h.subscriptions(h.g1)); diff != "" {
 		t.Errorf("subscriptions changed (-before +after):\n%s", diff)
@@ -172,14 +173,14 @@ func TestExpiredSession(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	sid := h.addChild(h.g1, childNo, childName, childBirth, childID)
 	before := h.subscriptions(h.g1)
-	b := newBrowser(t)
-	b.wantStatus(b.goTo(h.link(h.g1, ecardbot.SettingsHome)), http.StatusOK, "open link")
+	b := browsertest.NewTab(t)
+	b.WantStatus(b.GoTo(h.link(h.g1, ecardbot.SettingsHome)), http.StatusOK, "open link")
 	h.clock.Advance(settings.DefaultSessionTTL)
-	b.do(chromedp.Click(chromedp.ID("c" + itoa(sid) + "-line-arrived")))
-	b.wantStatus(b.submit("#save-"+itoa(sid)), http.StatusUnauthorized, "form after expiry")
-	b.wantText("#title", "請重新開啟設定")
-	b.shot("session-expired")
-	b.wantStatus(b.goTo(h.url+"/settings"), http.StatusUnauthorized, "page after expiry")
+	b.Do(chromedp.Click(chromedp.ID("c" + itoa(sid) + "-line-arrived")))
+	b.WantStatus(b.Submit("#save-"+itoa(sid)), http.StatusUnauthorized, "form after expiry")
+	b.WantText("#title", "請重新開啟設定")
+	b.Shot("session-expired")
+	b.WantStatus(b.GoTo(h.url+"/settings"), http.StatusUnauthorized, "page after expiry")
 	if diff := cmp.Diff(before, h.subscriptions(h.g1)); diff != "" {
 		t.Errorf("subscriptions changed (-before +after):\n%s", diff)
 	}
@@ -193,20 +194,20 @@ func TestOtherGuardiansChild(t *testing.T) {
 	theirs := h.addChild(h.g2, "11002", "曾彤品", "2019-11-13", "A100000029")
 	theirSubs := h.subscriptions(h.g2)
 
-	b := newBrowser(t)
-	b.wantStatus(b.goTo(h.link(h.g1, ecardbot.SettingsHome)), http.StatusOK, "open link")
-	if strings.Contains(b.text("main"), "曾") {
+	b := browsertest.NewTab(t)
+	b.WantStatus(b.GoTo(h.link(h.g1, ecardbot.SettingsHome)), http.StatusOK, "open link")
+	if strings.Contains(b.Text("main"), "曾") {
 		t.Error("the page shows another guardian's child")
 	}
-	b.wantStatus(b.goTo(h.url+"/settings/children/"+itoa(theirs)+"/remove"), http.StatusNotFound, "remove form of another's child")
-	b.wantText("#title", "找不到")
-	b.shot("other-child-not-found")
+	b.WantStatus(b.GoTo(h.url+"/settings/children/"+itoa(theirs)+"/remove"), http.StatusNotFound, "remove form of another's child")
+	b.WantText("#title", "找不到")
+	b.Shot("other-child-not-found")
 
 	// Post the guardian's own forms at the other child.
 	for _, form := range []string{"notices", "remove"} {
-		b.wantStatus(b.goTo(h.url+"/settings"), http.StatusOK, "settings")
-		b.do(chromedp.Evaluate[chromedp.Void](`document.querySelector("form[action='/settings/children/` + itoa(mine) + `/notices']").action = "/settings/children/` + itoa(theirs) + `/` + form + `"`))
-		b.wantStatus(b.submit("#save-"+itoa(mine)), http.StatusNotFound, form+" of another's child")
+		b.WantStatus(b.GoTo(h.url+"/settings"), http.StatusOK, "settings")
+		b.Do(chromedp.Evaluate[chromedp.Void](`document.querySelector("form[action='/settings/children/` + itoa(mine) + `/notices']").action = "/settings/children/` + itoa(theirs) + `/` + form + `"`))
+		b.WantStatus(b.Submit("#save-"+itoa(mine)), http.StatusNotFound, form+" of another's child")
 	}
 	if diff := cmp.Diff(theirSubs, h.subscriptions(h.g2)); diff != "" {
 		t.Errorf("the other guardian's subscriptions changed (-before +after):\n%s", diff)
@@ -226,15 +227,15 @@ func TestEmailOff(t *testing.T) {
 	if err := h.guardians.SetSubscriptions(context.Background(), h.g1, sid, []ecardbot.Subscription{line, email}); err != nil {
 		t.Fatal(err)
 	}
-	b := newBrowser(t)
-	b.wantStatus(b.goTo(h.link(h.g1, ecardbot.SettingsHome)), http.StatusOK, "open link")
-	b.wantText("#email-off", "未提供 E-mail 通知")
-	if n := b.eval(`String(document.querySelectorAll("input[name^=email_]").length)`); n != "0" {
+	b := browsertest.NewTab(t)
+	b.WantStatus(b.GoTo(h.link(h.g1, ecardbot.SettingsHome)), http.StatusOK, "open link")
+	b.WantText("#email-off", "未提供 E-mail 通知")
+	if n := b.Eval(`String(document.querySelectorAll("input[name^=email_]").length)`); n != "0" {
 		t.Errorf("%s e-mail checkboxes with e-mail off", n)
 	}
-	b.shot("email-off")
-	b.do(chromedp.Click(chromedp.ID("c" + itoa(sid) + "-line-left")))
-	b.wantStatus(b.submit("#save-"+itoa(sid)), http.StatusOK, "save")
+	b.Shot("email-off")
+	b.Do(chromedp.Click(chromedp.ID("c" + itoa(sid) + "-line-left")))
+	b.WantStatus(b.Submit("#save-"+itoa(sid)), http.StatusOK, "save")
 	want := []ecardbot.Subscription{email, line, {StudentID: sid, Kind: ecardbot.KindLeft, Channel: ecardbot.ChannelLINE}}
 	if diff := cmp.Diff(want, h.subscriptions(h.g1)); diff != "" {
 		t.Errorf("subscriptions (-want +got):\n%s", diff)

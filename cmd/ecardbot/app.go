@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -19,11 +20,14 @@ import (
 	"github.com/taipei-doit/ecardbot/config"
 	"github.com/taipei-doit/ecardbot/kv"
 	"github.com/taipei-doit/ecardbot/lineapi"
+	"github.com/taipei-doit/ecardbot/linking"
 	"github.com/taipei-doit/ecardbot/push"
 	"github.com/taipei-doit/ecardbot/schedule"
 	"github.com/taipei-doit/ecardbot/school"
 	"github.com/taipei-doit/ecardbot/server"
+	"github.com/taipei-doit/ecardbot/settings"
 	"github.com/taipei-doit/ecardbot/store"
+	"github.com/taipei-doit/ecardbot/web"
 )
 
 // Main is the whole program: `serve` and `sandbox` run it, and end-to-end tests run it on ":0".
@@ -85,20 +89,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.bot = bot.New(bot.Config{ChannelSecret: cfg.LineChannelSecret}, bot.Deps{
-		Users:    store.NewLineUserService(m.db),
-		Claims:   kv.NewEventClaims(m.kv, 0),
-		LINE:     line,
-		Logger:   log,
-		Registry: m.Registry,
-	})
-	// Any replica with the web role takes gate events. Debounce and staleness keep the store's
-	// defaults (store.DefaultDebounce, store.DefaultStaleness); the school day's zone is the
-	// environment's, the same one the API reads leave dates in.
-	gate := store.NewGateService(m.db, store.GateConfig{Location: cfg.Timezone})
-	schools := school.NewAPI(school.APIConfig{SecretKey: []byte(cfg.SecretKey), Location: cfg.Timezone},
-		gate, log, m.Registry)
-
+	mailer, err := m.newMailer()
+	if err != nil {
+		return err
+	}
 	engine, err := server.New(server.Config{
 		Logger:   log,
 		Registry: m.Registry,
@@ -108,8 +102,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	if cfg.Roles.Web {
-		m.bot.Register(engine)
-		schools.Register(engine)
+		if err := m.registerWeb(engine, line, mailer); err != nil {
+			return err
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -134,7 +129,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.stopScheduler = m.startScheduler()
 	}
 	if cfg.Roles.Worker {
-		if m.stopWorker, err = m.startWorker(line); err != nil {
+		if m.stopWorker, err = m.startWorker(line, mailer); err != nil {
 			return err
 		}
 	}
@@ -179,21 +174,86 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
+// newMailer is the SMTP client the e-mail workers and the settings pages' confirmation mails
+// share; nil when ECARDBOT_SMTP_URL is empty, which switches the e-mail channel off.
+func (m *Main) newMailer() (*push.Mailer, error) {
+	if m.Config.SMTPURL == "" {
+		return nil, nil
+	}
+	return push.NewMailer(push.MailerConfig{URL: m.Config.SMTPURL, From: m.Config.MailFrom, TLSConfig: m.MailTLSConfig, Logger: m.Logger})
+}
+
+// registerWeb adds what a replica with the web role serves: the LINE webhook, the gate API, the
+// linking round trip and the settings pages.
+func (m *Main) registerWeb(engine *gin.Engine, line *lineapi.Client, mailer *push.Mailer) error {
+	cfg, log := m.Config, m.Logger
+	guardians := store.NewGuardianService(m.db)
+	pages, err := settings.New(settings.Config{PublicURL: cfg.PublicURL, SecretKey: []byte(cfg.SecretKey)}, settings.Deps{
+		Guardians: guardians,
+		Settings:  store.NewSettingsService(m.db),
+		Mailer:    confirmationSender(mailer),
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.TaipeiPassClientID == "" || cfg.TaipeiPassClientSecret == "" {
+		return errors.New("ECARDBOT_TAIPEIPASS_CLIENT_ID and ECARDBOT_TAIPEIPASS_CLIENT_SECRET: required by the web role, which links parents' Taipei Card accounts")
+	}
+	links, err := linking.New(linking.Config{
+		PublicURL:     cfg.PublicURL,
+		LineAccessURL: cfg.LineAccessURL,
+		TaipeiPassURL: cfg.TaipeiPassURL,
+		ClientID:      cfg.TaipeiPassClientID,
+		ClientSecret:  cfg.TaipeiPassClientSecret,
+		Scopes:        cfg.TaipeiPassScopes,
+		SecretKey:     []byte(cfg.SecretKey),
+	}, linking.Deps{Store: store.NewLinkStore(m.db), Guardians: guardians, Logger: log})
+	if err != nil {
+		return err
+	}
+	m.bot = bot.New(bot.Config{ChannelSecret: cfg.LineChannelSecret}, bot.Deps{
+		Users:     store.NewLineUserService(m.db),
+		Claims:    kv.NewEventClaims(m.kv, 0),
+		LINE:      line,
+		Logger:    log,
+		Registry:  m.Registry,
+		Guardians: guardians,
+		Linker:    links,
+		Settings:  pages,
+	})
+	// Debounce and staleness keep the store's defaults (store.DefaultDebounce,
+	// store.DefaultStaleness); the school day's zone is the environment's, the same one the API
+	// reads leave dates in.
+	gate := store.NewGateService(m.db, store.GateConfig{Location: cfg.Timezone})
+	school.NewAPI(school.APIConfig{SecretKey: []byte(cfg.SecretKey), Location: cfg.Timezone}, gate, log, m.Registry).Register(engine)
+	m.bot.Register(engine)
+	links.Register(engine)
+	pages.Register(engine)
+	web.Register(engine)
+	return nil
+}
+
+// confirmationSender keeps a nil *push.Mailer from becoming a non-nil interface, which the
+// settings pages would take for a working e-mail channel.
+func confirmationSender(mailer *push.Mailer) settings.ConfirmationSender {
+	if mailer == nil {
+		return nil
+	}
+	return mailer
+}
+
 // startWorker starts the push pipeline on the kv client's Redis: the outbox relay, the LINE
 // workers (cfg.Workers at once, cfg.LinePushRate a second across all replicas) and, when
 // cfg.SMTPURL is set, the e-mail workers (cfg.MailRate a second) with the e-mail fallback of the
 // LINE monthly limit. It returns the function that stops them, the relay first so nothing new is
 // queued while workers drain.
-func (m *Main) startWorker(line *lineapi.Client) (func(), error) {
+func (m *Main) startWorker(line *lineapi.Client, mailer *push.Mailer) (func(), error) {
 	cfg, log := m.Config, m.Logger
 	deliveries := store.NewDeliveryService(m.db)
 	var email *push.EmailWorker
 	var onPaused func(context.Context, ecardbot.DeliveryDetail)
-	if cfg.SMTPURL != "" {
-		mailer, err := push.NewMailer(push.MailerConfig{URL: cfg.SMTPURL, From: cfg.MailFrom, TLSConfig: m.MailTLSConfig, Logger: log})
-		if err != nil {
-			return nil, err
-		}
+	if mailer != nil {
 		email = push.NewEmailWorker(push.EmailWorkerConfig{
 			Deliveries: deliveries,
 			Mailer:     mailer,

@@ -20,7 +20,8 @@ func newSandboxCommand(getenv func(string) string) *cobra.Command {
 		Short: "Run the whole service on this machine with embedded storage and a LINE emulator",
 		Long: "sandbox runs ecardbot with no servers to install: embedded SQLite in\n" +
 			"ECARDBOT_DATA_DIR, an embedded Redis (development only, nothing is kept), and the\n" +
-			"project's LINE platform emulator, which signs and delivers webhook events to the bot.\n" +
+			"project's LINE platform emulator, which signs and delivers webhook events to the bot, and\n" +
+			"a TaipeiPASS (臺北通) emulator for linking accounts.\n" +
 			"It prints the URL of a chat page where you act as a LINE user. Without\n" +
 			"ECARDBOT_SMTP_URL, e-mail notices go to a built-in SMTP mailbox whose mails it lists\n" +
 			"as JSON at a printed URL. ECARDBOT_DATABASE_URL and ECARDBOT_REDIS_URL are honoured\n" +
@@ -56,7 +57,17 @@ func newSandboxCommand(getenv func(string) string) *cobra.Command {
 			}
 			defer sim.Close()
 			cfg.LineChannelSecret, cfg.LineChannelToken = sim.ChannelSecret(), sim.ChannelToken()
-			cfg.LineAPIURL, cfg.LineDataAPIURL = simURL, simURL
+			cfg.LineAPIURL, cfg.LineDataAPIURL, cfg.LineAccessURL = simURL, simURL, simURL
+			tp, err := linesim.NewTaipeiPass(linesim.TaipeiPassOptions{Logger: logger.With("component", "taipeipass")})
+			if err != nil {
+				return err
+			}
+			tpURL, err := tp.Start("127.0.0.1:0")
+			if err != nil {
+				return fmt.Errorf("start the TaipeiPASS emulator: %w", err)
+			}
+			defer tp.Close()
+			cfg.TaipeiPassURL, cfg.TaipeiPassClientID, cfg.TaipeiPassClientSecret = tpURL, tp.ClientID(), tp.ClientSecret()
 			var mailTLS *tls.Config
 			mailbox := "  Mail:                 through ECARDBOT_SMTP_URL\n" // never printed: it holds the password
 			if cfg.SMTPURL == "" {
@@ -81,9 +92,10 @@ func newSandboxCommand(getenv func(string) string) *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "\necardbot sandbox is running (development only: embedded storage, emulated LINE).\n"+
 					"  Chat as a LINE user:  %s/\n"+
 					"  ecardbot:             %s (webhook /callback, /healthz, /readyz, /metrics)\n"+
+					"  TaipeiPASS (臺北通):   %s (emulated; log in as a gold or an ordinary member)\n"+
 					"  Gate API:             %s/api/v1/gate-events (`ecardbot school import`, `roster import`, `school key create`, then curl -H 'Authorization: Bearer <key>')\n"+
 					"%s"+
-					"Press Ctrl+C to stop.\n\n", simURL, cfg.PublicURL, cfg.PublicURL, mailbox)
+					"Press Ctrl+C to stop.\n\n", simURL, cfg.PublicURL, tpURL, cfg.PublicURL, mailbox)
 				return nil
 			})
 		},

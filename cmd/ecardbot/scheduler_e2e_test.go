@@ -43,12 +43,14 @@ func TestEndToEndSchedulerSweepsAtStart(t *testing.T) {
 
 	redisURL, prefix := testenv.RedisURL(t)
 	env := map[string]string{
-		"ECARDBOT_HTTP_ADDR":           "127.0.0.1:0",
-		"ECARDBOT_DATABASE_URL":        testenv.PostgresURL(t),
-		"ECARDBOT_REDIS_URL":           redisURL,
-		"ECARDBOT_SECRET_KEY":          strings.Repeat("k", config.MinSecretKeyLen),
-		"ECARDBOT_LINE_CHANNEL_SECRET": "secret",
-		"ECARDBOT_LINE_CHANNEL_TOKEN":  "token",
+		"ECARDBOT_HTTP_ADDR":                "127.0.0.1:0",
+		"ECARDBOT_DATABASE_URL":             testenv.PostgresURL(t),
+		"ECARDBOT_REDIS_URL":                redisURL,
+		"ECARDBOT_SECRET_KEY":               strings.Repeat("k", config.MinSecretKeyLen),
+		"ECARDBOT_LINE_CHANNEL_SECRET":      "secret",
+		"ECARDBOT_LINE_CHANNEL_TOKEN":       "token",
+		"ECARDBOT_TAIPEIPASS_CLIENT_ID":     "ecardbot-test",
+		"ECARDBOT_TAIPEIPASS_CLIENT_SECRET": "ecardbot-test-secret",
 	}
 	mustRunCommand(t, env, "school", "import", writeFile(t, "schools.csv", fmt.Sprintf(
 		"code,name,district,level,cutoff\n313601,松山國小,松山區,國小,%s\n330601,大安國小,大安區,國小,%s\n", cutoff, cutoff)))

@@ -49,6 +49,8 @@ func TestServeDrainsInFlightEventsOnSIGTERM(t *testing.T) {
 		"ECARDBOT_LINE_CHANNEL_SECRET="+sim.ChannelSecret(),
 		"ECARDBOT_LINE_CHANNEL_TOKEN="+sim.ChannelToken(),
 		"ECARDBOT_LINE_API_URL="+simURL,
+		"ECARDBOT_TAIPEIPASS_CLIENT_ID=ecardbot-test",
+		"ECARDBOT_TAIPEIPASS_CLIENT_SECRET=ecardbot-test-secret",
 	)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
