@@ -47,6 +47,7 @@ func mustRunMainWith(tb testing.TB, extra map[string]string, setup func(*Main)) 
 		"ECARDBOT_LINE_CHANNEL_TOKEN":  sim.ChannelToken(),
 		"ECARDBOT_LINE_API_URL":        simURL,
 		"ECARDBOT_LINE_DATA_API_URL":   simURL,
+		"ECARDBOT_LINE_ACCESS_URL":     simURL,
 		// The web role refuses to start without a TaipeiPASS client; tests that link run
 		// the emulator and override these.
 		"ECARDBOT_TAIPEIPASS_CLIENT_ID":     "ecardbot-test",
