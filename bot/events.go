@@ -30,7 +30,8 @@ func (b *Bot) handle(ctx context.Context, e *event) (bool, error) {
 	}
 }
 
-// follow remembers the user as reachable in their language and welcomes them. The language
+// follow remembers the user as reachable in their language and welcomes them, with the
+// quick-reply button that starts linking, the first thing a new parent has to do. The language
 // comes from the profile; when LINE cannot tell, the user is answered in Chinese.
 func (b *Bot) follow(ctx context.Context, e *event, replyToken string) error {
 	userID := e.Source.UserID
@@ -46,7 +47,8 @@ func (b *Bot) follow(ctx context.Context, e *event, replyToken string) error {
 	if err := b.users.Follow(ctx, userID, lang, e.time()); err != nil {
 		return fmt.Errorf("record follow: %w", err)
 	}
-	return b.reply(ctx, e, replyToken, text(textsFor(lang).welcome))
+	t := textsFor(lang)
+	return b.reply(ctx, e, replyToken, text(t.welcome, postbackAction(t.linkLabel, "action="+actionLink)))
 }
 
 // unfollow means the user blocked the bot: no LINE push may go to them until they return.

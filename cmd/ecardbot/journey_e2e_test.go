@@ -18,7 +18,7 @@ import (
 )
 
 // TestJourneyInChromium is a parent's whole way through the running service, with the pages in
-// headless Chromium as on their phone: follow @taipei → 綁定 → TaipeiPASS login → LINE's
+// headless Chromium as on their phone: follow @taipei → 綁定臺北通 → TaipeiPASS login → LINE's
 // account-link dialog → the settings link from chat → add a child → tick notices → confirm the
 // e-mail address from the mail → the child taps in at the gate, and the notice arrives on LINE
 // and by e-mail. It ends with the rows the journey should leave in PostgreSQL.
@@ -58,7 +58,7 @@ func TestJourneyInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	// In LINE: follow, then 綁定, which answers with a button to /link.
+	// In LINE: follow, then the welcome's 綁定臺北通 button, answered with a button to /link.
 	u, err := sim.AddUser(linesim.User{DisplayName: "陳怡君", Language: "zh-TW"})
 	if err != nil {
 		t.Fatal(err)
@@ -67,8 +67,12 @@ func TestJourneyInChromium(t *testing.T) {
 		t.Fatalf("follow: %v", err)
 	}
 	inbox := waitInbox(t, ctx, sim, u.ID, 1)
-	if d, err := sim.SendText(ctx, u.ID, "綁定"); err != nil || !d.OK() {
-		t.Fatalf("綁定: %v", err)
+	welcome := inbox[0]
+	if len(welcome.Actions) != 1 || welcome.Actions[0].Data != "action=link" || !welcome.Actions[0].QuickReply {
+		t.Fatalf("the welcome's buttons are %+v, want the 綁定臺北通 quick reply", welcome.Actions)
+	}
+	if d, err := sim.Tap(ctx, u.ID, welcome.Actions[0], nil); err != nil || !d.OK() {
+		t.Fatalf("tap 綁定臺北通: %v", err)
 	}
 	inbox = waitInbox(t, ctx, sim, u.ID, len(inbox)+1)
 	linkURL := buttonURI(t, inbox[len(inbox)-1], public+"/link?linkToken=")
