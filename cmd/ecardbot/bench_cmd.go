@@ -34,7 +34,7 @@ func newBenchCommand(getenv func(string) string) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  showHelp,
 	}
-	cmd.AddCommand(newBenchGateCommand(getenv))
+	cmd.AddCommand(newBenchGateCommand(getenv), newBenchPushCommand(getenv))
 	return cmd
 }
 
