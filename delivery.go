@@ -61,6 +61,11 @@ type DeliveryService interface {
 	PendingBatch(ctx context.Context, limit int) ([]PendingDelivery, error)
 	// MarkQueued moves pending deliveries to queued; others are left alone.
 	MarkQueued(ctx context.Context, ids []string) error
+	// ClaimStaleQueued returns up to limit deliveries that have been queued, untouched, since
+	// before olderThan, and marks them touched now: the relay puts back the task of each one
+	// Redis no longer holds (a Redis without persistence restarted, or one that lost its last
+	// writes). Each stale delivery is claimed by one caller per period.
+	ClaimStaleQueued(ctx context.Context, olderThan time.Time, limit int) ([]PendingDelivery, error)
 	// Detail returns what a sender needs, with Reachable computed now. ENOTFOUND when the
 	// delivery no longer exists (its guardian was removed).
 	Detail(ctx context.Context, id string) (DeliveryDetail, error)

@@ -40,7 +40,7 @@ const (
 	DefaultMailRate      = 10.0
 	DefaultTaipeiPassURL = "https://id.taipei/tpcd"
 	DefaultTimezone      = "Asia/Taipei"
-	DefaultWorkers       = 8
+	DefaultWorkers       = 64
 	// DefaultRetentionDays is how many days of gate events, notices and leave records are
 	// kept: a semester and a half, for the parents' history page and questions about a term.
 	DefaultRetentionDays = 180
@@ -139,7 +139,9 @@ type Config struct {
 	// tap belongs to. Default Asia/Taipei; never nil after Load.
 	Timezone *time.Location
 	// Workers is ECARDBOT_WORKERS: concurrency of push workers in this process; the global rate
-	// LinePushRate still bounds them all. Default 8; always at least 1.
+	// LinePushRate still bounds them all. A worker spends most of a push waiting for LINE, so
+	// the rate needs about rate × LINE's answer time of them in flight (2,000/s × 30 ms = 60).
+	// Default 64; always at least 1.
 	Workers int
 	// Roles is ECARDBOT_ROLES, a comma list of web, worker, scheduler. Default all three.
 	Roles Roles

@@ -64,7 +64,7 @@ func TestLoadDefaults(t *testing.T) {
 		MailRate:       10,
 		TaipeiPassURL:  "https://id.taipei/tpcd",
 		Timezone:       MustLocation(t, "Asia/Taipei"),
-		Workers:        8,
+		Workers:        64,
 		Roles:          config.Roles{Web: true, Worker: true, Scheduler: true},
 		LogLevel:       slog.LevelInfo,
 		RetentionDays:  180,
@@ -192,8 +192,8 @@ func TestLoadFile(t *testing.T) {
 		t.Parallel()
 		// Only secrets read _FILE variants; others ignore them rather than surprise.
 		c := MustLoad(t, env{"ECARDBOT_WORKERS_FILE": "/nonexistent"})
-		if c.Workers != 8 {
-			t.Errorf("Workers = %d, want 8", c.Workers)
+		if c.Workers != 64 {
+			t.Errorf("Workers = %d, want 64", c.Workers)
 		}
 	})
 }
@@ -362,7 +362,7 @@ ECARDBOT_SMTP_URL=
 ECARDBOT_MAIL_FROM=
 ECARDBOT_MAIL_RATE=10
 ECARDBOT_TIMEZONE=Asia/Taipei
-ECARDBOT_WORKERS=8
+ECARDBOT_WORKERS=64
 ECARDBOT_ROLES=web,worker,scheduler
 ECARDBOT_LOG_LEVEL=info
 ECARDBOT_RETENTION_DAYS=180
@@ -407,7 +407,7 @@ ECARDBOT_SMTP_URL=smtp://mailer@smtp.example:587
 ECARDBOT_MAIL_FROM=noreply@example.org
 ECARDBOT_MAIL_RATE=10
 ECARDBOT_TIMEZONE=Asia/Taipei
-ECARDBOT_WORKERS=8
+ECARDBOT_WORKERS=64
 ECARDBOT_ROLES=web
 ECARDBOT_LOG_LEVEL=warn
 ECARDBOT_RETENTION_DAYS=180

@@ -8,7 +8,9 @@
 //  2. The Relay enqueues a task whose asynq task ID is that UUID, then marks it queued. asynq
 //     refuses a second task with the same ID, so a relay that crashed between the two steps
 //     enqueues nothing new when it runs again: nothing is lost and nothing is doubled. While
-//     Redis is down deliveries simply stay pending in the database.
+//     Redis is down deliveries simply stay pending in the database. A delivery left queued and
+//     untouched for RequeueAfter is enqueued again, in case Redis lost its task (restarted
+//     without persistence): the database, not Redis, is the record of what is still to send.
 //  3. A worker of the delivery's channel loads it, drops it if it is no longer pending or queued
 //     or the guardian is no longer reachable (LINE: dead, replayable once they follow again;
 //     e-mail: cancelled, as an address no longer confirmed may be someone else's), waits for

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -399,24 +400,27 @@ func TestMonthlyLimitFallsBackToEmail(t *testing.T) {
 	}
 }
 
-// pauseAfterFirstCheck is a Redis hook that pauses LINE sending right after the first check of
-// the pause flag that found none: between a worker's check before the limiter and its push.
-type pauseAfterFirstCheck struct {
-	key   string
-	pause func(context.Context) error
-	once  sync.Once
-	fired chan struct{}
+// pauseAfterLimiter is a Redis hook that pauses LINE sending right after a worker's first
+// turn in the limiter: between its wait and its push.
+type pauseAfterLimiter struct {
+	rateKey string
+	pause   func(context.Context) error
+	once    sync.Once
+	fired   chan struct{}
 }
 
-func (h *pauseAfterFirstCheck) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *pauseAfterFirstCheck) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *pauseAfterLimiter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *pauseAfterLimiter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
 
-func (h *pauseAfterFirstCheck) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h *pauseAfterLimiter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if c, ok := cmd.(*redis.IntCmd); ok && cmd.Name() == "exists" && len(cmd.Args()) == 2 && cmd.Args()[1] == h.key && c.Val() == 0 {
+		if name := cmd.Name(); (name == "evalsha" || name == "eval") && slices.ContainsFunc(cmd.Args(), func(a any) bool {
+			s, _ := a.(string)
+			return strings.HasSuffix(s, h.rateKey) // redis_rate prefixes its keys with "rate:"
+		}) {
 			h.once.Do(func() {
 				if perr := h.pause(ctx); perr != nil {
 					panic(perr)
@@ -431,7 +435,7 @@ func (h *pauseAfterFirstCheck) ProcessHook(next redis.ProcessHook) redis.Process
 func TestPauseRecheckedAfterLimiterWait(t *testing.T) {
 	kvc := MustRealKV(t)
 	h := newHarnessOn(t, kvc, linesim.Options{})
-	hook := &pauseAfterFirstCheck{key: kvc.Prefix() + "push:line:paused", fired: make(chan struct{}),
+	hook := &pauseAfterLimiter{rateKey: kvc.Prefix() + "push:line:rate", fired: make(chan struct{}),
 		pause: func(ctx context.Context) error { return h.worker.Limiter().Pause(ctx, time.Hour) }}
 	kvc.Redis().AddHook(hook)
 	u := h.friend()

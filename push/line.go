@@ -92,14 +92,13 @@ func (w *Worker) Start() error { return w.start(TaskLINE, w.push) }
 
 // push sends one delivery to LINE, unless LINE sending is paused.
 func (w *Worker) push(ctx context.Context, d ecardbot.DeliveryDetail) error {
-	if err := w.holdIfPaused(ctx, d); err != nil {
-		return err
-	}
 	if err := w.wait(ctx, w.limiter); err != nil {
 		return err
 	}
-	// Checked again: another worker may have met the monthly limit while this one waited for
-	// its turn, and a push now would fail the same way.
+	// Checked after the wait, not before: another worker may have met the monthly limit while
+	// this one waited for its turn, and a push now would fail the same way. One check per push
+	// is one Redis round trip fewer than checking on both sides; a slot taken during a pause
+	// costs nothing.
 	if err := w.holdIfPaused(ctx, d); err != nil {
 		return err
 	}

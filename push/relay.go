@@ -21,7 +21,14 @@ type RelayConfig struct {
 	Logger     *slog.Logger  // nil discards
 	Interval   time.Duration // between polls when there is nothing pending; zero means 500 ms
 	Batch      int           // deliveries read per poll; zero means 500
+	// RequeueAfter is how long a delivery may stay queued without a worker touching it before
+	// the relay makes sure its task is still in Redis. Zero means DefaultRequeueAfter.
+	RequeueAfter time.Duration
 }
+
+// DefaultRequeueAfter is far longer than a backlog takes to drain at the push rate, and short
+// enough that a notice whose task Redis lost still arrives the same morning.
+const DefaultRequeueAfter = 10 * time.Minute
 
 // Relay moves pending deliveries (the outbox) to the queue. The database is the record: a
 // delivery is marked queued only after its task is in Redis, and enqueueing is idempotent
@@ -33,6 +40,9 @@ type Relay struct {
 	insp   *asynq.Inspector
 	log    *slog.Logger
 	down   bool // Redis or the database failed on the last tick: log once per outage
+	// staleAt is when Tick next looks for deliveries queued too long; a tenth of RequeueAfter
+	// apart, so the look costs one query a minute by default.
+	staleAt time.Time
 }
 
 // NewRelay returns a relay; Run starts it.
@@ -42,6 +52,9 @@ func NewRelay(cfg RelayConfig) *Relay {
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
+	}
+	if cfg.RequeueAfter <= 0 {
+		cfg.RequeueAfter = DefaultRequeueAfter
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -83,8 +96,15 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 }
 
-// Tick queues one batch of pending deliveries and returns how many it queued.
+// Tick queues one batch of pending deliveries and returns how many it queued. Now and then it
+// also puts back the tasks of deliveries queued too long (requeueStale).
 func (r *Relay) Tick(ctx context.Context) (int, error) {
+	if now := time.Now(); !now.Before(r.staleAt) {
+		if err := r.requeueStale(ctx); err != nil {
+			return 0, err
+		}
+		r.staleAt = now.Add(r.cfg.RequeueAfter / 10)
+	}
 	ids, err := r.cfg.Deliveries.PendingBatch(ctx, r.cfg.Batch)
 	if err != nil {
 		return 0, err
@@ -102,6 +122,28 @@ func (r *Relay) Tick(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return len(queued), enqErr
+}
+
+// requeueStale enqueues again every delivery queued for longer than RequeueAfter without a
+// worker touching it. The database is the record, Redis only a copy: a Redis without
+// persistence that restarted, or one that lost its last second of writes, holds no task for
+// such a delivery, and nothing else would ever send it. Where the task is still there (a long
+// backoff), enqueue changes nothing.
+func (r *Relay) requeueStale(ctx context.Context) error {
+	for {
+		stale, err := r.cfg.Deliveries.ClaimStaleQueued(ctx, time.Now().Add(-r.cfg.RequeueAfter), r.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		for _, p := range stale {
+			if err := r.enqueue(ctx, p); err != nil {
+				return err // claimed but not enqueued: claimed again a period later
+			}
+		}
+		if len(stale) < r.cfg.Batch {
+			return nil
+		}
+	}
 }
 
 // enqueue puts the delivery's task in the queue unless it is there already. A task that

@@ -31,6 +31,7 @@ type memDeliveries struct {
 
 type memDelivery struct {
 	d                  ecardbot.DeliveryDetail
+	touched            time.Time // updated_at
 	requestID, lastErr string
 	deadReason         string
 }
@@ -82,10 +83,23 @@ func (m *memDeliveries) MarkQueued(_ context.Context, ids []string) error {
 	defer m.mu.Unlock()
 	for _, id := range ids {
 		if r := m.recs[id]; r != nil && r.d.State == ecardbot.DeliveryPending {
-			r.d.State = ecardbot.DeliveryQueued
+			r.d.State, r.touched = ecardbot.DeliveryQueued, time.Now()
 		}
 	}
 	return nil
+}
+
+func (m *memDeliveries) ClaimStaleQueued(_ context.Context, olderThan time.Time, limit int) ([]ecardbot.PendingDelivery, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []ecardbot.PendingDelivery
+	for id, r := range m.recs {
+		if len(out) < limit && r.d.State == ecardbot.DeliveryQueued && r.touched.Before(olderThan) {
+			r.touched = time.Now()
+			out = append(out, ecardbot.PendingDelivery{ID: id, Channel: r.d.Channel})
+		}
+	}
+	return out, nil
 }
 
 func (m *memDeliveries) Detail(_ context.Context, id string) (ecardbot.DeliveryDetail, error) {
@@ -617,5 +631,34 @@ func TestAcceptedButNotRecordedIsSentOnce(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(h.worker.metrics.sends.WithLabelValues("duplicate")); got != 1 {
 		t.Errorf("duplicate sends = %v", got)
+	}
+}
+
+// TestRelayRequeuesTaskRedisLost: a delivery is queued in the database but its task is gone
+// from Redis (a Redis without persistence restarted). The relay enqueues it again once it has
+// been queued for RequeueAfter, and it is sent exactly once.
+func TestRelayRequeuesTaskRedisLost(t *testing.T) {
+	h := newHarness(t, linesim.Options{})
+	ctx := context.Background()
+	id := h.dels.add(h.friend(), true, time.Now())
+	if err := h.dels.MarkQueued(ctx, []string{id}); err != nil { // queued, and no task in Redis
+		t.Fatal(err)
+	}
+	h.dels.mu.Lock()
+	h.dels.recs[id].touched = time.Now().Add(-DefaultRequeueAfter - time.Minute)
+	h.dels.mu.Unlock()
+
+	if n, err := h.relay.Tick(ctx); err != nil || n != 0 {
+		t.Fatalf("Tick = %d, %v; want no pending delivery", n, err)
+	}
+	h.start()
+	h.waitState(id, ecardbot.DeliverySent)
+	// Claimed once per period: the next ticks leave the sent delivery alone.
+	if _, err := h.relay.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.waitPushes(1)
+	if got := h.pushes(0); len(got) != 1 || got[id] != 1 {
+		t.Errorf("push requests by retry key = %v, want exactly one", got)
 	}
 }

@@ -71,6 +71,31 @@ func (s *DeliveryService) MarkQueued(ctx context.Context, ids []string) error {
 	return nil
 }
 
+// ClaimStaleQueued implements ecardbot.DeliveryService in one statement, so two relays never
+// claim the same delivery in one period: the second one's WHERE sees the first one's touch.
+func (s *DeliveryService) ClaimStaleQueued(ctx context.Context, olderThan time.Time, limit int) ([]ecardbot.PendingDelivery, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var rows []struct {
+		ID      string
+		Channel string
+	}
+	err := s.db.gorm.WithContext(ctx).Raw(`UPDATE deliveries SET updated_at = ? WHERE id IN
+	(SELECT id FROM deliveries WHERE state = ? AND updated_at < ? ORDER BY updated_at, id LIMIT ?)
+	AND state = ? AND updated_at < ? RETURNING id, channel`,
+		s.db.timeArg(s.now()), ecardbot.DeliveryQueued, s.db.timeArg(olderThan), limit,
+		ecardbot.DeliveryQueued, s.db.timeArg(olderThan)).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("stale queued deliveries: %w", mapError(err))
+	}
+	out := make([]ecardbot.PendingDelivery, len(rows))
+	for i, r := range rows {
+		out[i] = ecardbot.PendingDelivery{ID: r.ID, Channel: ecardbot.Channel(r.Channel)}
+	}
+	return out, nil
+}
+
 // detailQuery joins a delivery with what its message needs. Reachable is computed now, with
 // the same rules as the fan-out (targetsFrom): the guardianship still exists, and the guardian
 // still follows the bot on LINE or still has a confirmed address.

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -280,5 +282,51 @@ SELECT ?, notice_id, guardian_id, 'email', ?, 0, created_at, updated_at FROM del
 				t.Errorf("e-mail delivery: %v, want EINVALID", err)
 			}
 		})
+	})
+}
+
+// TestDeliveryClaimStaleQueued: a delivery queued and then left alone is claimed once per
+// period; pending, sent and freshly touched ones are not.
+func TestDeliveryClaimStaleQueued(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := MustOpenMigrated(t, b)
+		svc := NewDeliveryService(db)
+		now := seedNow
+		svc.now = func() time.Time { return now }
+		id := seedDelivery(t, db, seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: true}, ecardbot.ChannelLINE)
+
+		claim := func(olderThan time.Time) []ecardbot.PendingDelivery {
+			t.Helper()
+			got, err := svc.ClaimStaleQueued(ctx, olderThan, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		if got := claim(now.Add(time.Hour)); len(got) != 0 {
+			t.Errorf("a pending delivery was claimed as stale queued: %v", got)
+		}
+		if err := svc.MarkQueued(ctx, []string{id}); err != nil {
+			t.Fatal(err)
+		}
+		if got := claim(now.Add(-time.Minute)); len(got) != 0 {
+			t.Errorf("a delivery queued just now was claimed: %v", got)
+		}
+		now = now.Add(11 * time.Minute)
+		want := []ecardbot.PendingDelivery{{ID: id, Channel: ecardbot.ChannelLINE}}
+		if got := claim(now.Add(-10 * time.Minute)); !slices.Equal(got, want) {
+			t.Fatalf("ClaimStaleQueued = %v, want %v", got, want)
+		}
+		if got := claim(now.Add(-10 * time.Minute)); len(got) != 0 {
+			t.Errorf("claimed twice in one period: %v", got)
+		}
+		now = now.Add(11 * time.Minute)
+		if err := svc.MarkSent(ctx, id, "req-1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := claim(now); len(got) != 0 {
+			t.Errorf("a sent delivery was claimed: %v", got)
+		}
 	})
 }
