@@ -50,6 +50,9 @@ type RetentionResult struct {
 	Deliveries int64 // of the deleted notices
 	Leaves     int64
 	SweepRuns  int64
+	// Expired counts settings links, sessions and e-mail confirmations past their expiry, and
+	// failed 歸戶 attempts older than a day: secrets and traces nobody can use any more.
+	Expired int64
 }
 
 // RetentionService deletes what the service no longer needs to keep. Taps, notices and leave

@@ -219,8 +219,9 @@ func (s *Scheduler) purge(ctx context.Context, local time.Time) bool {
 	s.metrics.retentionRows.WithLabelValues("deliveries").Add(float64(res.Deliveries))
 	s.metrics.retentionRows.WithLabelValues("leaves").Add(float64(res.Leaves))
 	s.metrics.retentionRows.WithLabelValues("sweep_runs").Add(float64(res.SweepRuns))
+	s.metrics.retentionRows.WithLabelValues("expired").Add(float64(res.Expired))
 	attrs := []any{"before", before, "gate_events", res.GateEvents, "notices", res.Notices,
-		"deliveries", res.Deliveries, "leaves", res.Leaves, "sweep_runs", res.SweepRuns}
+		"deliveries", res.Deliveries, "leaves", res.Leaves, "sweep_runs", res.SweepRuns, "expired", res.Expired}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -47,7 +48,7 @@ func NewRetentionService(db *DB, cfg RetentionConfig) *RetentionService {
 }
 
 // PurgeBefore deletes notices (with their deliveries), gate events, leave records and sweep
-// records of days before before.
+// records of days before before, and the settings pages' expired rows.
 func (s *RetentionService) PurgeBefore(ctx context.Context, before string) (ecardbot.RetentionResult, error) {
 	res := ecardbot.RetentionResult{Before: before}
 	if !validDate(before) {
@@ -86,7 +87,36 @@ func (s *RetentionService) PurgeBefore(ctx context.Context, before string) (ecar
 			}
 		}
 	}
+	n, err := s.purgeExpired(ctx, time.Now())
+	res.Expired = n
+	if err != nil {
+		return fail("expired settings rows", err)
+	}
 	return res, nil
+}
+
+// purgeExpired deletes the settings pages' rows that can no longer be used. The settings pages
+// clear a guardian's own expired rows when they make new ones, which leaves those of guardians
+// who never come back; the link tables need nothing here, as every TaipeiPASS login clears
+// their expired rows for everyone.
+func (s *RetentionService) purgeExpired(ctx context.Context, now time.Time) (int64, error) {
+	var total int64
+	for _, q := range []struct {
+		table, column string
+		before        time.Time
+	}{
+		{"settings_links", "expires_at", now},
+		{"settings_sessions", "expires_at", now},
+		{"email_confirmations", "expires_at", now},
+		{"settings_attempts", "at", now.Add(-24 * time.Hour)}, // the limit looks back one hour
+	} {
+		res := s.db.gorm.WithContext(ctx).Exec(`DELETE FROM `+q.table+` WHERE `+q.column+` < ?`, s.db.timeArg(q.before))
+		if res.Error != nil {
+			return total, res.Error
+		}
+		total += res.RowsAffected
+	}
+	return total, nil
 }
 
 // purgeBatch deletes one batch of table's rows whose column is before the date. table and

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -79,6 +81,50 @@ func TestRetention(t *testing.T) {
 		}
 		if n := count(t, f.db, "notices"); n != 6 {
 			t.Errorf("a canceled run deleted notices: %d left, want 6", n)
+		}
+	})
+}
+
+// TestRetentionExpiredSettingsRows: links, sessions and confirmations past their expiry and
+// failed 歸戶 attempts older than a day go; live ones stay.
+func TestRetentionExpiredSettingsRows(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := MustOpenMigrated(t, b)
+		g := mustGuardian(t, db, seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: true})
+		settings := NewSettingsService(db)
+		now := time.Now()
+		long, past := now.Add(-48*time.Hour), now.Add(-time.Minute)
+		for i, expires := range []time.Time{past, now.Add(time.Hour)} {
+			tok := fmt.Sprint("token-", i)
+			if err := settings.CreateSettingsLink(ctx, tok, g, ecardbot.SettingsHome, long, expires); err != nil {
+				t.Fatal(err)
+			}
+			if err := settings.CreateSession(ctx, tok, ecardbot.SettingsSession{GuardianID: g, CSRFSecret: "s", ExpiresAt: expires}, long); err != nil {
+				t.Fatal(err)
+			}
+			if err := settings.CreateEmailConfirmation(ctx, tok, g, "a@example.com", long, expires); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, at := range []time.Time{long, past} {
+			if err := db.gorm.Exec(`INSERT INTO settings_attempts (guardian_id, at) VALUES (?, ?)`, g, db.timeArg(at)).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := NewRetentionService(db, RetentionConfig{}).PurgeBefore(ctx, "2020-01-01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Expired != 4 {
+			t.Errorf("Expired = %d, want 4 (a link, a session, a confirmation, an attempt)", res.Expired)
+		}
+		for _, table := range []string{"settings_links", "settings_sessions", "email_confirmations", "settings_attempts"} {
+			var n int64
+			if err := db.gorm.Raw(`SELECT count(*) FROM ` + table).Scan(&n).Error; err != nil || n != 1 {
+				t.Errorf("%s keeps %d rows, %v; want the live one", table, n, err)
+			}
 		}
 	})
 }

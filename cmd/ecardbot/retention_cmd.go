@@ -67,6 +67,6 @@ func newRetentionRunCommand(getenv func(string) string) *cobra.Command {
 }
 
 func retentionCounts(r ecardbot.RetentionResult) string {
-	return fmt.Sprintf("%d gate events, %d notices, %d deliveries, %d leave records, %d sweep records",
-		r.GateEvents, r.Notices, r.Deliveries, r.Leaves, r.SweepRuns)
+	return fmt.Sprintf("%d gate events, %d notices, %d deliveries, %d leave records, %d sweep records, %d expired settings links, sessions and attempts",
+		r.GateEvents, r.Notices, r.Deliveries, r.Leaves, r.SweepRuns, r.Expired)
 }
