@@ -75,7 +75,7 @@ func (s *Server) handleReply(c *call) {
 		c.invalid(ck.details)
 		return
 	}
-	msgs := c.rawMessages()
+	msgs, sent := s.render("reply", c.id, c.rawMessages())
 	s.mu.Lock()
 	rt := s.replyTokens[token]
 	if rt == nil || rt.used || s.now().After(rt.expires) {
@@ -88,7 +88,7 @@ func (s *Server) handleReply(c *call) {
 	if u := s.users[rt.userID]; u != nil {
 		to = append(to, u)
 	}
-	sent := s.deliverLocked(to, "reply", c.id, msgs)
+	s.deliverLocked(to, msgs)
 	s.mu.Unlock()
 	c.json(http.StatusOK, map[string]any{"sentMessages": sent})
 }
@@ -109,7 +109,7 @@ func (s *Server) handlePush(c *call) {
 		c.fail(http.StatusBadRequest, "The property, 'to', in the request body is invalid (line: -, column: -)")
 		return
 	}
-	msgs := c.rawMessages()
+	msgs, sent := s.render("push", c.id, c.rawMessages())
 	s.mu.Lock()
 	u := s.userForSendLocked(to)
 	if u == nil {
@@ -127,7 +127,8 @@ func (s *Server) handlePush(c *call) {
 		}
 		recipients = append(recipients, u)
 	}
-	c.sent = s.deliverLocked(recipients, "push", c.id, msgs)
+	s.deliverLocked(recipients, msgs)
+	c.sent = sent
 	s.mu.Unlock()
 	c.json(http.StatusOK, map[string]any{"sentMessages": c.sent})
 }
@@ -154,7 +155,7 @@ func (s *Server) handleMulticast(c *call) {
 		c.invalid(ck.details)
 		return
 	}
-	msgs := c.rawMessages()
+	msgs, _ := s.render("multicast", c.id, c.rawMessages())
 	s.mu.Lock()
 	var recipients []*user
 	for _, id := range ids {
@@ -163,7 +164,7 @@ func (s *Server) handleMulticast(c *call) {
 			recipients = append(recipients, u)
 		}
 	}
-	s.billDeliverUnlock(c, recipients, "multicast", msgs)
+	s.billDeliverUnlock(c, recipients, msgs)
 }
 
 func (s *Server) handleBroadcast(c *call) {
@@ -177,7 +178,7 @@ func (s *Server) handleBroadcast(c *call) {
 		c.invalid(ck.details)
 		return
 	}
-	msgs := c.rawMessages()
+	msgs, _ := s.render("broadcast", c.id, c.rawMessages())
 	s.mu.Lock()
 	var recipients []*user
 	for _, id := range s.userOrder {
@@ -185,16 +186,16 @@ func (s *Server) handleBroadcast(c *call) {
 			recipients = append(recipients, u)
 		}
 	}
-	s.billDeliverUnlock(c, recipients, "broadcast", msgs)
+	s.billDeliverUnlock(c, recipients, msgs)
 }
 
 // billDeliverUnlock bills and delivers a multicast or broadcast, releases s.mu (held by the
 // caller since it chose the recipients) and answers: 429 when the monthly quota is used up,
 // else "{}", never an empty body, as the SDK decodes the answer into a map.
-func (s *Server) billDeliverUnlock(c *call, recipients []*user, via string, msgs []json.RawMessage) {
+func (s *Server) billDeliverUnlock(c *call, recipients []*user, msgs []Message) {
 	billed := s.billLocked(len(recipients))
 	if billed {
-		s.deliverLocked(recipients, via, c.id, msgs)
+		s.deliverLocked(recipients, msgs)
 	}
 	s.mu.Unlock()
 	if !billed {
@@ -223,11 +224,25 @@ func (s *Server) handleValidateMessages(c *call) {
 	c.json(http.StatusOK, struct{}{})
 }
 
-// deliverLocked gives each message an ID (and a quote token where LINE gives one) and appends
-// the messages to every recipient's conversation.
-func (s *Server) deliverLocked(recipients []*user, via, requestID string, msgs []json.RawMessage) []sentMessage {
-	sent := make([]sentMessage, len(msgs))
+// deliverLocked appends the rendered messages to every recipient's conversation.
+func (s *Server) deliverLocked(recipients []*user, rendered []Message) {
+	for _, u := range recipients {
+		if !u.Friend {
+			continue
+		}
+		for _, m := range rendered {
+			s.addEntryLocked(u, Entry{From: "bot", Text: m.Text, Message: &m})
+		}
+	}
+}
+
+// render gives each message an ID (and a quote token where LINE gives one) and turns it into
+// what a chat shows, before the caller takes s.mu: rendering
+// decodes every message, and under the lock it made each push wait for all the others.
+// It also returns what the API answers about each message (sentMessages).
+func (s *Server) render(via, requestID string, msgs []json.RawMessage) ([]Message, []sentMessage) {
 	rendered := make([]Message, len(msgs))
+	sent := make([]sentMessage, len(msgs))
 	for i, raw := range msgs {
 		m := renderMessage(raw)
 		m.ID, m.Via, m.RequestID, m.At = newMessageID(), via, requestID, s.now()
@@ -237,13 +252,5 @@ func (s *Server) deliverLocked(recipients []*user, via, requestID string, msgs [
 		}
 		rendered[i] = m
 	}
-	for _, u := range recipients {
-		if !u.Friend {
-			continue
-		}
-		for _, m := range rendered {
-			s.addEntryLocked(u, Entry{From: "bot", Text: m.Text, Message: &m})
-		}
-	}
-	return sent
+	return rendered, sent
 }
