@@ -203,15 +203,25 @@ func (s *Server) Start(addr string) (string, error) {
 	if s.srv != nil {
 		return "", errors.New("linesim: already started")
 	}
+	srv, url, err := serveOn(addr, s.Handler(), s.log)
+	if err != nil {
+		return "", err
+	}
+	s.srv = srv
+	return url, nil
+}
+
+// serveOn listens on addr and serves h in the background. It returns the server and its URL,
+// with a loopback host where addr named every interface.
+func serveOn(addr string, h http.Handler, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("listen on %s: %w", addr, err)
+		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.srv = srv
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("serve", "err", err)
+			log.Error("serve", "err", err)
 		}
 	}()
 	host := ln.Addr().String()
@@ -219,7 +229,17 @@ func (s *Server) Start(addr string) (string, error) {
 		_, port, _ := net.SplitHostPort(host)
 		host = net.JoinHostPort("127.0.0.1", port)
 	}
-	return "http://" + host, nil
+	return srv, "http://" + host, nil
+}
+
+// shutdown stops srv, waiting up to 5 s for requests in progress.
+func shutdown(srv *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		return srv.Close()
+	}
+	return nil
 }
 
 // Close stops the server started by Start, waiting up to 5 s for requests in progress (a
@@ -234,12 +254,7 @@ func (s *Server) Close() error {
 	if srv == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		return srv.Close()
-	}
-	return nil
+	return shutdown(srv)
 }
 
 // now returns the emulated time.

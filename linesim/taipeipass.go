@@ -12,7 +12,6 @@ package linesim
 
 import (
 	"cmp"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
@@ -22,7 +21,6 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -357,23 +355,12 @@ func (p *TaipeiPass) Start(addr string) (string, error) {
 	if p.srv != nil {
 		return "", errors.New("linesim: taipeipass already started")
 	}
-	ln, err := net.Listen("tcp", addr)
+	srv, url, err := serveOn(addr, p.Handler(), p.log)
 	if err != nil {
-		return "", fmt.Errorf("listen on %s: %w", addr, err)
+		return "", err
 	}
-	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	p.srv = srv
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			p.log.Error("serve", "err", err)
-		}
-	}()
-	host := ln.Addr().String()
-	if strings.HasPrefix(host, "[::]") || strings.HasPrefix(host, "0.0.0.0") {
-		_, port, _ := net.SplitHostPort(host)
-		host = net.JoinHostPort("127.0.0.1", port)
-	}
-	return "http://" + host + p.base, nil
+	return url + p.base, nil
 }
 
 // Close stops the server started by Start, waiting up to 5 s for requests in progress.
@@ -385,12 +372,7 @@ func (p *TaipeiPass) Close() error {
 	if srv == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		return srv.Close()
-	}
-	return nil
+	return shutdown(srv)
 }
 
 // oauthError is an OAuth 2.0 error (RFC 6749 §4.1.2.1 and §5.2).

@@ -1,8 +1,11 @@
 package linking_test
 
 import (
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -94,5 +97,49 @@ func TestBrowserForgedStatePage(t *testing.T) {
 	browsertest.Screenshot(t, ctx, "forged-state")
 	if len(h.TaipeiPass.Tokens()) != 0 {
 		t.Error("a forged state reached the token endpoint")
+	}
+}
+
+// TestBrowserRefusals shows, in Chromium, the page a parent lands on for each way a link is
+// refused, and checks that none of them linked anything.
+func TestBrowserRefusals(t *testing.T) {
+	h := linkingtest.New(t, linkingtest.Options{})
+	user := h.Friend(t, "zh-TW")
+	b := browse(t, h, user)
+	visit := func(t *testing.T, u string, status int, want string) {
+		t.Helper()
+		b.WantStatus(b.GoTo(u), status, t.Name())
+		b.WantText("main, body", want)
+		browsertest.Screenshot(t, b.Ctx, "page") // named after the subtest
+	}
+
+	t.Run("missing state", func(t *testing.T) {
+		callback, _ := url.Parse(h.Login(t, h.Authorize(t, h.LinkURL(t, user)), goldA))
+		q := callback.Query()
+		q.Del("state")
+		callback.RawQuery = q.Encode()
+		visit(t, callback.String(), http.StatusBadRequest, "連結已失效")
+	})
+	t.Run("missing PKCE verifier", func(t *testing.T) {
+		callback := h.Login(t, h.Authorize(t, h.LinkURL(t, user)), goldA)
+		sqlExec(t, h, `UPDATE link_attempts SET verifier = ''`)
+		visit(t, callback, http.StatusBadGateway, "臺北通無法完成登入")
+	})
+	t.Run("expired link token", func(t *testing.T) {
+		dialog := h.Callback(t, h.Login(t, h.Authorize(t, h.LinkURL(t, user)), goldA))
+		h.Clock.Advance(10 * time.Minute)
+		visit(t, dialog, http.StatusBadRequest, "Link no longer valid")
+		if n := accountLinkEvents(h); n != 0 {
+			t.Errorf("%d accountLink events, want none", n)
+		}
+	})
+	t.Run("login cancelled", func(t *testing.T) {
+		b.WantStatus(b.GoTo(h.LinkURL(t, user)), http.StatusOK, "TaipeiPASS login")
+		b.WantStatus(b.Submit("#cancel"), http.StatusOK, "cancel")
+		b.WantText("main", "已取消登入")
+		browsertest.Screenshot(t, b.Ctx, "page")
+	})
+	if linkedTo(t, h, user) != "" {
+		t.Error("a refused link bound the user")
 	}
 }

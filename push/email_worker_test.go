@@ -19,7 +19,6 @@ import (
 	"github.com/taipei-doit/ecardbot"
 	"github.com/taipei-doit/ecardbot/internal/testenv"
 	"github.com/taipei-doit/ecardbot/kv"
-	"github.com/taipei-doit/ecardbot/lineapi"
 	"github.com/taipei-doit/ecardbot/linesim"
 	"github.com/taipei-doit/ecardbot/store"
 )
@@ -91,19 +90,7 @@ func newPipeline(t *testing.T) *pipeline {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	sim, err := linesim.New(linesim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simURL, err := sim.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	client, err := lineapi.New(lineapi.Config{ChannelToken: sim.ChannelToken(), APIURL: simURL, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, client := startLINE(t, linesim.Options{})
 	mb, err := linesim.StartMailbox("127.0.0.1:0", linesim.MailboxOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -195,10 +195,10 @@ func newHarness(t *testing.T, simOpts linesim.Options) *harness {
 	return newHarnessOn(t, kvc, simOpts)
 }
 
-// newHarnessOn is newHarness on the Redis of kvc.
-func newHarnessOn(t *testing.T, kvc *kv.Client, simOpts linesim.Options) *harness {
+// startLINE starts the LINE emulator and returns it with a client of it.
+func startLINE(t *testing.T, opts linesim.Options) (*linesim.Server, *lineapi.Client) {
 	t.Helper()
-	sim, err := linesim.New(simOpts)
+	sim, err := linesim.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +211,13 @@ func newHarnessOn(t *testing.T, kvc *kv.Client, simOpts linesim.Options) *harnes
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sim, client
+}
+
+// newHarnessOn is newHarness on the Redis of kvc.
+func newHarnessOn(t *testing.T, kvc *kv.Client, simOpts linesim.Options) *harness {
+	t.Helper()
+	sim, client := startLINE(t, simOpts)
 	h := &harness{t: t, sim: sim, kv: kvc, dels: newMemDeliveries(), reg: prometheus.NewRegistry(), paused: make(chan string, 100)}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	h.relay = NewRelay(RelayConfig{Deliveries: h.dels, Redis: kvc.Redis(), Prefix: kvc.Prefix(), Logger: log, Interval: 10 * time.Millisecond})
