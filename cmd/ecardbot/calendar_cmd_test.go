@@ -129,7 +129,7 @@ func TestRetentionCommand(t *testing.T) {
 			out, _ := mustRunCommand(t, env, "retention", "run")
 			before := time.Now().In(taipeiLocation(t)).AddDate(0, 0, -180).Format(time.DateOnly)
 			want := "retention: deleted what is older than " + before +
-				" (180 days): 1 gate events, 1 notices, 0 deliveries, 0 leave records, 0 sweep records\n"
+				" (180 days): 1 gate events, 1 notices, 0 deliveries, 0 leave records, 0 sweep records, 0 expired settings links, sessions and attempts\n"
 			if out != want {
 				t.Errorf("retention run printed %q, want %q", out, want)
 			}
