@@ -145,9 +145,8 @@ func New(cfg Config, deps Deps) (*Settings, error) {
 	}, nil
 }
 
-// Register mounts the pages under /settings and their stylesheet.
+// Register mounts the pages under /settings; web.Register serves their stylesheet.
 func (s *Settings) Register(r gin.IRouter) {
-	r.GET(stylePath, serveStyle)
 	r.GET("/settings/open", s.wrap(s.open))
 	r.GET("/settings/email/confirm", s.wrap(s.confirmEmail))
 	r.GET("/settings", s.authed(s.home))

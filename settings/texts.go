@@ -2,10 +2,6 @@ package settings
 
 import (
 	"embed"
-	"html/template"
-	"net/http"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/taipei-doit/ecardbot"
 	"github.com/taipei-doit/ecardbot/web"
@@ -14,20 +10,8 @@ import (
 //go:embed templates/*.html
 var templates embed.FS
 
-//go:embed settings.css
-var style []byte
-
-// stylePath serves the pages' own few styles next to web's stylesheet; the CSP allows styles
-// from this origin only, not inline ones.
-const stylePath = "/assets/settings.css"
-
-func serveStyle(c *gin.Context) {
-	c.Header("Cache-Control", "public, max-age=3600")
-	c.Data(http.StatusOK, "text/css; charset=utf-8", style)
-}
-
 func parsePages() (*web.Pages, error) {
-	return web.Parse(templates, "templates/*.html", template.FuncMap{"stylePath": func() string { return stylePath }})
+	return web.Parse(templates, "templates/*.html", nil)
 }
 
 // message is the text of a page that only explains something, in both languages.
