@@ -53,6 +53,12 @@ type PendingDelivery struct {
 	Channel Channel
 }
 
+// SentMark is one delivery the channel accepted, with LINE's request ID ("" for e-mail).
+type SentMark struct {
+	ID            string
+	LineRequestID string
+}
+
 // DeliveryService moves deliveries through their states for the push relay and workers.
 // Every transition is conditional on the state it leaves, so a retried or duplicated task can
 // repeat it harmlessly, and a sent delivery never goes back.
@@ -71,6 +77,8 @@ type DeliveryService interface {
 	Detail(ctx context.Context, id string) (DeliveryDetail, error)
 	// MarkSent records that the channel accepted the delivery.
 	MarkSent(ctx context.Context, id, lineRequestID string) error
+	// MarkSentBatch is MarkSent for many deliveries in one statement.
+	MarkSentBatch(ctx context.Context, marks []SentMark) error
 	// MarkRetry counts a failed attempt and keeps its error.
 	MarkRetry(ctx context.Context, id, lastError string) error
 	// MarkDead gives up on a pending or queued delivery, with the reason operators see.

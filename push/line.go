@@ -56,6 +56,7 @@ type Worker struct {
 	worker
 	cfg     WorkerConfig
 	limiter *Limiter
+	marks   *sentMarks // set by Start
 }
 
 // NewWorker returns a worker; Start starts it and Shutdown stops it.
@@ -88,7 +89,23 @@ func NewWorker(cfg WorkerConfig) *Worker {
 func (w *Worker) Limiter() *Limiter { return w.limiter }
 
 // Start starts processing tasks in the background.
-func (w *Worker) Start() error { return w.start(TaskLINE, w.push) }
+func (w *Worker) Start() error {
+	w.marks = startSentMarks(w.deliveries)
+	if err := w.start(TaskLINE, w.push); err != nil {
+		w.marks.close()
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops taking tasks, waits for the running ones (see worker.Shutdown), then for their
+// sent marks.
+func (w *Worker) Shutdown() {
+	w.worker.Shutdown()
+	if w.marks != nil {
+		w.marks.close()
+	}
+}
 
 // push sends one delivery to LINE, unless LINE sending is paused.
 func (w *Worker) push(ctx context.Context, d ecardbot.DeliveryDetail) error {
@@ -114,7 +131,7 @@ func (w *Worker) push(ctx context.Context, d ecardbot.DeliveryDetail) error {
 		}
 		w.metrics.sends.WithLabelValues(status).Inc()
 		// Marking can fail after LINE accepted: the retry then gets a 409 and marks it.
-		return w.deliveries.MarkSent(ctx, d.ID, reqID)
+		return w.marks.mark(ctx, d.ID, reqID)
 	}
 	return w.failed(ctx, d, err)
 }

@@ -121,6 +121,15 @@ func (m *memDeliveries) update(id string, f func(r *memDelivery)) error {
 	return nil
 }
 
+func (m *memDeliveries) MarkSentBatch(ctx context.Context, marks []ecardbot.SentMark) error {
+	for _, mk := range marks {
+		if err := m.MarkSent(ctx, mk.ID, mk.LineRequestID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m *memDeliveries) MarkSent(_ context.Context, id, reqID string) error {
 	return m.update(id, func(r *memDelivery) { r.d.State, r.requestID = ecardbot.DeliverySent, reqID })
 }
@@ -593,14 +602,14 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// flakyMarkSent fails the first MarkSent, as a database blip right after LINE accepted would.
+// flakyMarkSent fails the first sent mark, as a database blip right after LINE accepted would.
 type flakyMarkSent struct {
 	*memDeliveries
 	mu     sync.Mutex
 	failed bool
 }
 
-func (f *flakyMarkSent) MarkSent(ctx context.Context, id, reqID string) error {
+func (f *flakyMarkSent) MarkSentBatch(ctx context.Context, marks []ecardbot.SentMark) error {
 	f.mu.Lock()
 	first := !f.failed
 	f.failed = true
@@ -608,7 +617,7 @@ func (f *flakyMarkSent) MarkSent(ctx context.Context, id, reqID string) error {
 	if first {
 		return context.DeadlineExceeded
 	}
-	return f.memDeliveries.MarkSent(ctx, id, reqID)
+	return f.memDeliveries.MarkSentBatch(ctx, marks)
 }
 
 func TestAcceptedButNotRecordedIsSentOnce(t *testing.T) {

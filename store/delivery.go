@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -162,11 +163,34 @@ func (s *DeliveryService) Detail(ctx context.Context, id string) (ecardbot.Deliv
 // MarkSent records that the channel accepted the delivery, with LINE's request ID (for a 409,
 // the accepted request's). A delivery that is already sent keeps its first request ID.
 func (s *DeliveryService) MarkSent(ctx context.Context, id, lineRequestID string) error {
+	return s.MarkSentBatch(ctx, []ecardbot.SentMark{{ID: id, LineRequestID: lineRequestID}})
+}
+
+// MarkSentBatch is MarkSent for many deliveries: one UPDATE per chunk, the request IDs chosen
+// by a CASE, which PostgreSQL and SQLite both take.
+func (s *DeliveryService) MarkSentBatch(ctx context.Context, marks []ecardbot.SentMark) error {
 	now := s.db.timeArg(s.now())
-	err := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET state = ?, line_request_id = ?, sent_at = ?, updated_at = ?
-WHERE id = ? AND state IN `+active, ecardbot.DeliverySent, lineRequestID, now, now, id).Error
-	if err != nil {
-		return fmt.Errorf("mark delivery sent: %w", mapError(err))
+	for chunk := range chunks(marks, 4) { // three parameters a mark, and a few more
+		var req strings.Builder
+		args := make([]any, 0, 3*len(chunk)+3)
+		args = append(args, ecardbot.DeliverySent)
+		req.WriteString("CASE id")
+		for _, m := range chunk {
+			req.WriteString(" WHEN ? THEN ?")
+			args = append(args, m.ID, m.LineRequestID)
+		}
+		req.WriteString(" END")
+		args = append(args, now, now)
+		ids := make([]string, len(chunk))
+		for i, m := range chunk {
+			ids[i] = m.ID
+		}
+		args = append(args, ids)
+		err := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET state = ?, line_request_id = `+req.String()+`, sent_at = ?, updated_at = ?
+WHERE id IN ? AND state IN `+active, args...).Error
+		if err != nil {
+			return fmt.Errorf("mark deliveries sent: %w", mapError(err))
+		}
 	}
 	return nil
 }

@@ -330,3 +330,37 @@ func TestDeliveryClaimStaleQueued(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliveryMarkSentBatch: each delivery of a batch gets its own request ID; one already sent
+// keeps its first, and an unknown ID changes nothing.
+func TestDeliveryMarkSentBatch(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := MustOpenMigrated(t, b)
+		svc := NewDeliveryService(db)
+		a := seedDelivery(t, db, seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: true}, ecardbot.ChannelLINE)
+		bID := uuid.NewString() // the same notice by e-mail
+		if err := db.gorm.Exec(`INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
+			SELECT ?, notice_id, guardian_id, 'email', state, 0, created_at, updated_at FROM deliveries WHERE id = ?`, bID, a).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.MarkSent(ctx, bID, "first"); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.MarkSentBatch(ctx, []ecardbot.SentMark{{ID: a, LineRequestID: "req-a"}, {ID: bID, LineRequestID: "second"}, {ID: uuid.NewString(), LineRequestID: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[string]string{a: "req-a", bID: "first"} {
+			var got struct {
+				State         string
+				LineRequestID string
+			}
+			if err := db.gorm.Raw(`SELECT state, line_request_id FROM deliveries WHERE id = ?`, id).Scan(&got).Error; err != nil {
+				t.Fatal(err)
+			}
+			if got.State != ecardbot.DeliverySent || got.LineRequestID != want {
+				t.Errorf("delivery %s: %+v, want sent with %q", id, got, want)
+			}
+		}
+	})
+}
