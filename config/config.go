@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
+
 	"net"
 	"net/mail"
 	"net/url"
@@ -34,10 +34,10 @@ const (
 	DefaultLineAPIURL     = "https://api.line.me"
 	DefaultLineDataAPIURL = "https://api-data.line.me"
 	DefaultLineAccessURL  = "https://access.line.me"
-	DefaultLinePushRate   = 2000.0
+	DefaultLinePushRate   = 2000
 	// DefaultMailRate is ECARDBOT_MAIL_RATE's default, in e-mails a second: a school morning's
 	// mail within minutes, below the sending limits relays usually start a sender with.
-	DefaultMailRate      = 10.0
+	DefaultMailRate      = 10
 	DefaultTaipeiPassURL = "https://id.taipei/tpcd"
 	DefaultTimezone      = "Asia/Taipei"
 	DefaultWorkers       = 64
@@ -112,8 +112,9 @@ type Config struct {
 	// (…/dialog/bot/accountLink). Default "https://access.line.me".
 	LineAccessURL string
 	// LinePushRate is ECARDBOT_LINE_PUSH_RATE: push requests per second allowed to all workers
-	// of all replicas together (the limiter lives in Redis). Default 2000; always positive.
-	LinePushRate float64
+	// of all replicas together (the limiter lives in Redis). Default 2000; a whole number, at
+	// least 1, as the limiter counts whole requests a second.
+	LinePushRate int
 	// TaipeiPassURL is ECARDBOT_TAIPEIPASS_URL: base of the TaipeiPASS OAuth2 and member API.
 	// Default "https://id.taipei/tpcd".
 	TaipeiPassURL string
@@ -132,9 +133,9 @@ type Config struct {
 	// "a@b"). Empty only when SMTPURL is empty too (Validate checks).
 	MailFrom string
 	// MailRate is ECARDBOT_MAIL_RATE: e-mails per second allowed to all e-mail workers of all
-	// replicas together, in a limiter of their own (the relay's sending limit). Default 10;
-	// always positive.
-	MailRate float64
+	// replicas together, in a limiter of their own (the relay's sending limit). Default 10; a
+	// whole number, at least 1.
+	MailRate int
 	// Timezone is ECARDBOT_TIMEZONE: the zone that decides school days, cutoffs and the day a
 	// tap belongs to. Default Asia/Taipei; never nil after Load.
 	Timezone *time.Location
@@ -236,7 +237,7 @@ var variables = []variable{
 			c.LinePushRate, err = parseRate(v, DefaultLinePushRate)
 			return err
 		},
-		show: func(c *Config) string { return strconv.FormatFloat(c.LinePushRate, 'f', -1, 64) }},
+		show: func(c *Config) string { return strconv.Itoa(c.LinePushRate) }},
 	{name: "TAIPEIPASS_URL",
 		load: func(c *Config, v string) (err error) {
 			c.TaipeiPassURL, err = parseURL(or(v, DefaultTaipeiPassURL), false, "http", "https")
@@ -286,7 +287,7 @@ var variables = []variable{
 			c.MailRate, err = parseRate(v, DefaultMailRate)
 			return err
 		},
-		show: func(c *Config) string { return strconv.FormatFloat(c.MailRate, 'f', -1, 64) }},
+		show: func(c *Config) string { return strconv.Itoa(c.MailRate) }},
 	{name: "TIMEZONE",
 		load: func(c *Config, v string) error {
 			loc, err := time.LoadLocation(or(v, DefaultTimezone))
@@ -543,13 +544,13 @@ func redactURL(raw string) string {
 }
 
 // parseRate reads a rate a second: a positive, finite number; empty means def.
-func parseRate(v string, def float64) (float64, error) {
+func parseRate(v string, def int) (int, error) {
 	if v == "" {
 		return def, nil
 	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
-		return 0, fmt.Errorf("must be a positive number, got %q", v)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("must be a whole number of at least 1 a second, got %q", v)
 	}
-	return f, nil
+	return n, nil
 }

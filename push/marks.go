@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/taipei-doit/ecardbot"
@@ -17,8 +18,13 @@ const maxMarkBatch = 200
 type sentMarks struct {
 	deliveries ecardbot.DeliveryService
 	in         chan markRequest
+	quit       chan struct{} // closed by close; in is never closed, so a late mark cannot panic
 	done       chan struct{}
 }
+
+// errMarksClosed is a mark after Shutdown, from a task asynq abandoned at its shutdown timeout.
+// The task runs again and LINE answers its retry key with 409, which marks it then.
+var errMarksClosed = errors.New("push: shutting down; the sent mark is left to the task's next run")
 
 type markRequest struct {
 	mark   ecardbot.SentMark
@@ -26,7 +32,7 @@ type markRequest struct {
 }
 
 func startSentMarks(d ecardbot.DeliveryService) *sentMarks {
-	m := &sentMarks{deliveries: d, in: make(chan markRequest), done: make(chan struct{})}
+	m := &sentMarks{deliveries: d, in: make(chan markRequest), quit: make(chan struct{}), done: make(chan struct{})}
 	go m.run()
 	return m
 }
@@ -36,6 +42,8 @@ func (m *sentMarks) mark(ctx context.Context, id, lineRequestID string) error {
 	r := markRequest{ecardbot.SentMark{ID: id, LineRequestID: lineRequestID}, make(chan error, 1)}
 	select {
 	case m.in <- r:
+	case <-m.quit:
+		return errMarksClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -49,15 +57,18 @@ func (m *sentMarks) mark(ctx context.Context, id, lineRequestID string) error {
 
 func (m *sentMarks) run() {
 	defer close(m.done)
-	for first := range m.in {
-		batch := []markRequest{first}
+	for {
+		var batch []markRequest
+		select {
+		case r := <-m.in:
+			batch = append(batch, r)
+		case <-m.quit:
+			return
+		}
 	collect: // whatever queued up meanwhile, without waiting for more
 		for len(batch) < maxMarkBatch {
 			select {
-			case r, ok := <-m.in:
-				if !ok {
-					break collect
-				}
+			case r := <-m.in:
 				batch = append(batch, r)
 			default:
 				break collect
@@ -76,8 +87,8 @@ func (m *sentMarks) run() {
 	}
 }
 
-// close stops the committer once no worker can mark any more (after asynq's Shutdown).
+// close stops the committer after asynq's Shutdown; a mark still arriving gets errMarksClosed.
 func (m *sentMarks) close() {
-	close(m.in)
+	close(m.quit)
 	<-m.done
 }

@@ -72,3 +72,13 @@ func TestSentMarksErrorReachesEveryWorker(t *testing.T) {
 		}
 	}
 }
+
+// TestSentMarksAfterClose: a task asynq abandoned at its shutdown timeout may still mark; it
+// gets an error instead of a panic.
+func TestSentMarksAfterClose(t *testing.T) {
+	m := startSentMarks(newMemDeliveries())
+	m.close()
+	if err := m.mark(context.Background(), "id", "req"); !errors.Is(err, errMarksClosed) {
+		t.Errorf("mark after close = %v, want errMarksClosed", err)
+	}
+}

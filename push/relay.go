@@ -100,10 +100,13 @@ func (r *Relay) Run(ctx context.Context) {
 // also puts back the tasks of deliveries queued too long (requeueStale).
 func (r *Relay) Tick(ctx context.Context) (int, error) {
 	if now := time.Now(); !now.Before(r.staleAt) {
-		if err := r.requeueStale(ctx); err != nil {
+		more, err := r.requeueStale(ctx)
+		if err != nil {
 			return 0, err
 		}
-		r.staleAt = now.Add(r.cfg.RequeueAfter / 10)
+		if r.staleAt = now.Add(r.cfg.RequeueAfter / 10); more {
+			r.staleAt = now // a batch per tick, so new deliveries never wait behind them all
+		}
 	}
 	ids, err := r.cfg.Deliveries.PendingBatch(ctx, r.cfg.Batch)
 	if err != nil {
@@ -124,26 +127,22 @@ func (r *Relay) Tick(ctx context.Context) (int, error) {
 	return len(queued), enqErr
 }
 
-// requeueStale enqueues again every delivery queued for longer than RequeueAfter without a
-// worker touching it. The database is the record, Redis only a copy: a Redis without
-// persistence that restarted, or one that lost its last second of writes, holds no task for
-// such a delivery, and nothing else would ever send it. Where the task is still there (a long
-// backoff), enqueue changes nothing.
-func (r *Relay) requeueStale(ctx context.Context) error {
-	for {
-		stale, err := r.cfg.Deliveries.ClaimStaleQueued(ctx, time.Now().Add(-r.cfg.RequeueAfter), r.cfg.Batch)
-		if err != nil {
-			return err
-		}
-		for _, p := range stale {
-			if err := r.enqueue(ctx, p); err != nil {
-				return err // claimed but not enqueued: claimed again a period later
-			}
-		}
-		if len(stale) < r.cfg.Batch {
-			return nil
+// requeueStale enqueues again one batch of deliveries queued for longer than RequeueAfter
+// without a worker touching them, and reports whether there may be more. The database is the
+// record, Redis only a copy: a Redis without persistence that restarted, or one that lost its
+// last second of writes, holds no task for such a delivery, and nothing else would ever send it.
+// Where the task is still there (a long backoff, a LINE pause), enqueue changes nothing.
+func (r *Relay) requeueStale(ctx context.Context) (more bool, err error) {
+	stale, err := r.cfg.Deliveries.ClaimStaleQueued(ctx, time.Now().Add(-r.cfg.RequeueAfter), r.cfg.Batch)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range stale {
+		if err := r.enqueue(ctx, p); err != nil {
+			return false, err // claimed but not enqueued: claimed again a period later
 		}
 	}
+	return len(stale) == r.cfg.Batch, nil
 }
 
 // enqueue puts the delivery's task in the queue unless it is there already. A task that

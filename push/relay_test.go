@@ -678,3 +678,51 @@ func TestRelayRequeuesTaskRedisLost(t *testing.T) {
 		t.Errorf("push requests by retry key = %v, want exactly one", got)
 	}
 }
+
+// TestRelayRequeuesStaleABatchPerTick: a long list of stale deliveries is put back one batch a
+// tick, and new pending deliveries go out in the same ticks instead of waiting behind them.
+func TestRelayRequeuesStaleABatchPerTick(t *testing.T) {
+	h := newHarness(t, linesim.Options{})
+	ctx := context.Background()
+	h.relay.cfg.Batch = 2
+	u := h.friend()
+	var stale []string
+	for range 3 {
+		id := h.dels.add(u, true, time.Now())
+		if err := h.dels.MarkQueued(ctx, []string{id}); err != nil {
+			t.Fatal(err)
+		}
+		h.dels.mu.Lock()
+		h.dels.recs[id].touched = time.Now().Add(-DefaultRequeueAfter - time.Minute)
+		h.dels.mu.Unlock()
+		stale = append(stale, id)
+	}
+	fresh := h.dels.add(u, true, time.Now())
+	inQueue := func(id string) bool {
+		_, err := h.relay.insp.GetTaskInfo(queueOf(h.relay.cfg.Prefix, ecardbot.ChannelLINE), id)
+		return err == nil
+	}
+	if n, err := h.relay.Tick(ctx); err != nil || n != 1 {
+		t.Fatalf("first Tick = %d, %v; want the pending delivery queued", n, err)
+	}
+	if !inQueue(fresh) {
+		t.Error("the pending delivery waited behind the stale ones")
+	}
+	queued := 0
+	for _, id := range stale {
+		if inQueue(id) {
+			queued++
+		}
+	}
+	if queued != 2 {
+		t.Errorf("%d stale deliveries put back by the first tick, want one batch (2)", queued)
+	}
+	if _, err := h.relay.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range stale {
+		if !inQueue(id) {
+			t.Errorf("stale delivery %s not put back by the second tick", id)
+		}
+	}
+}

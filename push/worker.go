@@ -123,7 +123,7 @@ func (w *worker) handle(ctx context.Context, t *asynq.Task, send func(context.Co
 		return w.unreachable(ctx, d)
 	}
 	if w.now().After(d.CreatedAt.Add(w.retryWindow)) {
-		return w.dead(ctx, d, "retry window (23 h) exceeded", "window")
+		return w.dead(ctx, d, fmt.Sprintf("retry window (%g h) exceeded", w.retryWindow.Hours()), "window")
 	}
 	return send(ctx, d)
 }
@@ -135,7 +135,7 @@ func (w *worker) handle(ctx context.Context, t *asynq.Task, send func(context.Co
 // so nothing about the child may go to it, not even after a replay.
 func (w *worker) unreachable(ctx context.Context, d ecardbot.DeliveryDetail) error {
 	if w.channel == ecardbot.ChannelEmail {
-		return w.deliveries.MarkCancelled(ctx, d.ID, "e-mail address not confirmed")
+		return w.deliveries.MarkCancelled(ctx, d.ID, "unreachable: no longer a guardian of the child, or the e-mail address is not confirmed")
 	}
 	if err := w.dead(ctx, d, "unreachable", "unreachable"); !errors.Is(err, ErrPermanent) {
 		return err

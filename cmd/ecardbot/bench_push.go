@@ -89,8 +89,8 @@ func newBenchPushCommand(getenv func(string) string) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&bc.deliveries, "deliveries", 60_000, "deliveries of the backlog phase")
-	cmd.Flags().IntVar(&bc.rate, "rate", int(config.DefaultLinePushRate), "the service's push limit a second (ECARDBOT_LINE_PUSH_RATE)")
-	cmd.Flags().Float64Var(&bc.lineRate, "line-rate", config.DefaultLinePushRate, "push requests a second the LINE emulator accepts before answering 429")
+	cmd.Flags().IntVar(&bc.rate, "rate", config.DefaultLinePushRate, "the service's push limit a second (ECARDBOT_LINE_PUSH_RATE)")
+	cmd.Flags().Float64Var(&bc.lineRate, "line-rate", float64(config.DefaultLinePushRate), "push requests a second the LINE emulator accepts before answering 429")
 	cmd.Flags().IntVar(&bc.workers, "workers", 0, "concurrent push workers (default ECARDBOT_WORKERS)")
 	cmd.Flags().IntVar(&bc.offered, "offered", 1500, "notices a second created in the under-the-limit phase")
 	cmd.Flags().DurationVar(&bc.offerFor, "offer-for", 10*time.Second, "length of the under-the-limit phase; 0 skips it")
@@ -218,7 +218,7 @@ func benchPush(ctx context.Context, cfg config.Config, bc pushBenchConfig, stdou
 	wcfg := cfg
 	wcfg.DatabaseURL, wcfg.HTTPAddr, wcfg.Roles = scratchURL, "127.0.0.1:0", config.Roles{Worker: true}
 	wcfg.LineAPIURL, wcfg.LineChannelToken, wcfg.LineChannelSecret = simURL, sim.ChannelToken(), sim.ChannelSecret()
-	wcfg.LinePushRate, wcfg.Workers = float64(bc.rate), bc.workers
+	wcfg.LinePushRate, wcfg.Workers = bc.rate, bc.workers
 
 	// Phase 1: the backlog.
 	start := time.Now()
