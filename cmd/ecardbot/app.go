@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"time"
@@ -259,7 +258,7 @@ func (m *Main) startWorker(line *lineapi.Client, mailer *push.Mailer) (func(), e
 			Mailer:     mailer,
 			Redis:      m.kv.Redis(),
 			Prefix:     m.kv.Prefix(),
-			Rate:       int(math.Ceil(cfg.MailRate)),
+			Rate:       cfg.MailRate,
 			Logger:     log,
 			Registerer: m.Registry,
 		})
@@ -272,7 +271,7 @@ func (m *Main) startWorker(line *lineapi.Client, mailer *push.Mailer) (func(), e
 		LINE:        line,
 		Redis:       m.kv.Redis(),
 		Prefix:      m.kv.Prefix(),
-		Rate:        int(math.Ceil(cfg.LinePushRate)),
+		Rate:        cfg.LinePushRate,
 		Concurrency: cfg.Workers,
 		Logger:      log,
 		Registerer:  m.Registry,
