@@ -116,16 +116,17 @@ type GuardianService interface {
 	// account is new; linking again to the same user changes nothing. Only LINE's accountLink
 	// event calls it, and that event proves both accounts, so the newest link wins, in one
 	// transaction: an account linked to another LINE user moves to this one with its children
-	// and subscriptions (the same parent on a new phone), and a LINE user linked to another
-	// account is first unlinked from it as UnlinkGuardian does. The result says what moved.
+	// and subscriptions (the same parent on a new phone) but not with its settings sessions and
+	// settings links, which end, and a LINE user linked to another account is first unlinked
+	// from it as UnlinkGuardian does. The result says what moved.
 	// Returns EINVALID for a malformed LINE user ID or an empty account.
 	LinkGuardian(ctx context.Context, taipeiPassID, lineUserID string) (LinkResult, error)
 
-	// UnlinkGuardian ends the LINE user's link at once: the binding and every subscription go,
-	// and deliveries to the guardian that are not sent yet are cancelled. The guardianships
-	// stay, so linking the same TaipeiPASS account again brings the children back (their
-	// notices must be chosen again). Returns the guardian as it is now, or ENOTFOUND when the
-	// user is not linked.
+	// UnlinkGuardian ends the LINE user's link at once: the binding, every subscription and
+	// every settings session and settings link go, and deliveries to the guardian that are not
+	// sent yet are cancelled. The guardianships stay, so linking the same TaipeiPASS account
+	// again brings the children back (their notices must be chosen again). Returns the guardian
+	// as it is now, or ENOTFOUND when the user is not linked.
 	UnlinkGuardian(ctx context.Context, lineUserID string) (*Guardian, error)
 
 	// FindGuardianByLineUser returns the guardian linked to the LINE user. Returns ENOTFOUND

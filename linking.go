@@ -45,9 +45,15 @@ type LinkResult struct {
 	Unlinked int64
 }
 
-// LinkStore keeps the short-lived state of account linking. Every secret is passed in already
-// hashed (KeyedHash with PurposeLinkState or PurposeLinkNonce). Taking a row uses it up in one
-// statement, so a state or nonce works once even when replicas race for it.
+// LinkStore keeps the short-lived state of account linking. The keys are passed in already
+// hashed (KeyedHash with PurposeLinkState or PurposeLinkNonce): the OAuth2 state and the
+// account-link nonce are never stored, so a copy of the database cannot complete anyone's link.
+// A LinkAttempt's LinkToken and Verifier are stored as they are, in plain text: the callback
+// needs both in clear (the verifier for the PKCE token exchange, the link token for the URL of
+// LINE's account-link dialog), and a hash could give neither back. They live 10 minutes at most
+// (linking.DefaultLife; expired rows are purged) and their row is deleted when the callback
+// takes it. Taking a row uses it up in one statement, so a state or nonce works once even when
+// replicas race for it.
 type LinkStore interface {
 	// CreateLinkAttempt stores a TaipeiPASS login in progress under the hash of its state, and
 	// deletes expired attempts and nonces on the way.

@@ -4,6 +4,8 @@ package bot
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -28,7 +30,7 @@ type Config struct {
 	EventTimeout time.Duration
 }
 
-// Deps are the services the bot uses. All are required.
+// Deps are the services the bot uses. All are required: New names the first one missing.
 type Deps struct {
 	Users    ecardbot.LineUserService
 	Claims   ecardbot.EventClaimer
@@ -57,8 +59,15 @@ type Bot struct {
 	inflight  sync.WaitGroup // event handling that outlived its webhook request
 }
 
-// New returns a bot; Register mounts its webhook.
-func New(cfg Config, d Deps) *Bot {
+// New returns a bot; Register mounts its webhook. It returns an error naming the first
+// dependency of d that is missing, or when the channel secret is.
+func New(cfg Config, d Deps) (*Bot, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	if cfg.ChannelSecret == "" {
+		return nil, errors.New("bot: the channel secret is required")
+	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -78,7 +87,29 @@ func New(cfg Config, d Deps) *Bot {
 		settings:  d.Settings,
 		log:       d.Logger.With("component", "bot"),
 		metrics:   newMetrics(d.Registry),
+	}, nil
+}
+
+// check returns an error naming the first dependency that is nil.
+func (d Deps) check() error {
+	for _, dep := range []struct {
+		name    string
+		missing bool
+	}{
+		{"Users", d.Users == nil},
+		{"Claims", d.Claims == nil},
+		{"LINE", d.LINE == nil},
+		{"Logger", d.Logger == nil},
+		{"Registry", d.Registry == nil},
+		{"Guardians", d.Guardians == nil},
+		{"Linker", d.Linker == nil},
+		{"Settings", d.Settings == nil},
+	} {
+		if dep.missing {
+			return fmt.Errorf("bot: Deps.%s is required", dep.name)
+		}
 	}
+	return nil
 }
 
 // Register mounts POST /callback, the URL set as the channel's webhook in the LINE console.

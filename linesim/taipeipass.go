@@ -113,8 +113,11 @@ type TaipeiPassMember struct {
 	CityInternetUID string              `json:"cityInternetUid"`
 }
 
-// Gold reports whether the member is real-name verified (金質會員), the only kind ecardbot links.
-func (m TaipeiPassMember) Gold() bool { return m.VerifyLevel != "0" }
+// Gold reports whether the member is real-name verified (金質會員), the only kind ecardbot links,
+// by ecardbot's own rule (ecardbot.TaipeiPassAccount.Gold): an empty level is not gold either.
+func (m TaipeiPassMember) Gold() bool {
+	return ecardbot.TaipeiPassAccount{VerifyLevel: m.VerifyLevel}.Gold()
+}
 
 // DefaultTaipeiPassMembers returns the sandbox's members: two gold parents and one ordinary
 // member. The people are invented; the IDs pass the checksum.

@@ -770,3 +770,16 @@ func TestTaipeiPassMembers(t *testing.T) {
 		t.Errorf("empty Members: %v, %d members", err, len(none.Members()))
 	}
 }
+
+// The emulator tells gold members apart by ecardbot's rule, so the two never disagree.
+func TestTaipeiPassMemberGoldFollowsEcardbot(t *testing.T) {
+	for _, level := range []string{"", "0", "1", "3"} {
+		m := TaipeiPassMember{VerifyLevel: level}
+		if got, want := m.Gold(), (ecardbot.TaipeiPassAccount{VerifyLevel: level}).Gold(); got != want {
+			t.Errorf("verifyLevel %q: Gold() = %v, ecardbot says %v", level, got, want)
+		}
+	}
+	if (TaipeiPassMember{}).Gold() {
+		t.Error("a member without a verifyLevel is gold")
+	}
+}

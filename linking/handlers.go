@@ -8,6 +8,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/taipei-doit/ecardbot"
+	"github.com/taipei-doit/ecardbot/web"
 )
 
 // problem is an error page: what went wrong and what to do, in Chinese and English. Pages never
@@ -77,14 +78,14 @@ func (s *Service) start(c *gin.Context) error {
 	if !validLinkToken(linkToken) {
 		return problemBadLink
 	}
-	state, verifier, now := randomToken(), oauth2.GenerateVerifier(), s.now()
+	state, verifier, now := web.NewToken(), oauth2.GenerateVerifier(), s.now()
 	err := s.store.CreateLinkAttempt(c.Request.Context(), s.hash(ecardbot.PurposeLinkState, state), ecardbot.LinkAttempt{
 		LinkToken: linkToken, Verifier: verifier, CreatedAt: now, ExpiresAt: now.Add(s.cfg.Life),
 	})
 	if err != nil {
 		return err
 	}
-	noStore(c)
+	web.SetHeaders(c.Writer.Header()) // the redirect holds the state: no cache, no Referer
 	c.Redirect(http.StatusFound, s.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)))
 	return nil
 }
@@ -127,20 +128,14 @@ func (s *Service) callback(c *gin.Context) error {
 		s.render(c, http.StatusForbidden, "not_gold", nil)
 		return nil
 	}
-	nonce := randomToken()
+	nonce := web.NewToken()
 	if err := s.store.CreateLinkNonce(ctx, s.hash(ecardbot.PurposeLinkNonce, nonce), acct.ID, s.now().Add(s.cfg.Life)); err != nil {
 		return err
 	}
 	s.log.Info("TaipeiPASS login ok, sent to LINE's account-link dialog", "taipeipass_id", acct.ID)
-	noStore(c)
+	web.SetHeaders(c.Writer.Header()) // the redirect holds the link token and the nonce
 	c.Redirect(http.StatusFound, s.dialogURL(attempt.LinkToken, nonce))
 	return nil
-}
-
-// noStore keeps redirects holding secrets out of caches and Referer headers.
-func noStore(c *gin.Context) {
-	c.Header("Cache-Control", "no-store")
-	c.Header("Referrer-Policy", "no-referrer")
 }
 
 // oauthErrorLabel keeps the logged error to RFC 6749's codes: the parameter is the request's.

@@ -2,9 +2,7 @@ package linking
 
 import (
 	"context"
-	"crypto/rand"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -189,14 +187,6 @@ func (s *Service) Unlink(ctx context.Context, lineUserID string) (*ecardbot.Guar
 
 func (s *Service) hash(purpose, secret string) string {
 	return ecardbot.KeyedHash(s.cfg.SecretKey, purpose, secret)
-}
-
-// randomToken returns 256 random bits as base64url without padding (43 characters): within
-// LINE's 10–255 characters for a nonce, and safe in a URL unescaped.
-func randomToken() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // validLinkToken reports whether t looks like a LINE link token: 16 to 128 letters, digits and

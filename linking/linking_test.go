@@ -14,6 +14,7 @@ import (
 	"github.com/taipei-doit/ecardbot"
 	"github.com/taipei-doit/ecardbot/linesim"
 	"github.com/taipei-doit/ecardbot/linking/linkingtest"
+	"github.com/taipei-doit/ecardbot/web"
 )
 
 // Members of linesim.DefaultTaipeiPassMembers.
@@ -59,6 +60,21 @@ func sqlCount(t *testing.T, h *linkingtest.Harness, query string, args ...any) i
 		t.Fatal(err)
 	}
 	return n
+}
+
+// storedAccount reads the TaipeiPASS account the service recorded, as the database holds it.
+func storedAccount(t *testing.T, h *linkingtest.Harness, id string) ecardbot.TaipeiPassAccount {
+	t.Helper()
+	db, err := sql.Open("pgx", h.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a := ecardbot.TaipeiPassAccount{ID: id}
+	if err := db.QueryRow(`SELECT verify_level, last_login_at FROM taipeipass_accounts WHERE id = $1`, id).Scan(&a.VerifyLevel, &a.LastLoginAt); err != nil {
+		t.Fatalf("account %s: %v", id, err)
+	}
+	return a
 }
 
 func sqlExec(t *testing.T, h *linkingtest.Harness, stmt string) {
@@ -112,9 +128,8 @@ func TestGoldMemberLinks(t *testing.T) {
 	if got := linkedTo(t, h, user); got != memberID(t, h, goldA) {
 		t.Errorf("linked to %q, want %s's member UUID", got, goldA)
 	}
-	acct, err := h.Links.FindTaipeiPassAccount(context.Background(), memberID(t, h, goldA))
-	if err != nil || acct.VerifyLevel != "3" || acct.LastLoginAt.IsZero() {
-		t.Errorf("account = %+v, %v", acct, err)
+	if acct := storedAccount(t, h, memberID(t, h, goldA)); acct.VerifyLevel != "3" || acct.LastLoginAt.IsZero() {
+		t.Errorf("account = %+v", acct)
 	}
 	if n := sqlCount(t, h, `SELECT count(*) FROM link_nonces`) + sqlCount(t, h, `SELECT count(*) FROM link_attempts`); n != 0 {
 		t.Errorf("%d attempts or nonces left after linking, want none", n)
@@ -129,6 +144,31 @@ func TestGoldMemberLinks(t *testing.T) {
 	} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the logs hold the %s", name)
+		}
+	}
+}
+
+// Both redirects carry a secret in their URL (the state, then the link token and the nonce), so
+// they carry the pages' headers: nothing cached, no Referer.
+func TestRedirectsCarryThePageHeaders(t *testing.T) {
+	t.Parallel()
+	h := linkingtest.New(t, linkingtest.Options{})
+	user := h.Friend(t, "zh-TW")
+	start := linkingtest.Get(t, h.LinkURL(t, user), "")
+	if start.Status != http.StatusFound {
+		t.Fatalf("/link answered %d", start.Status)
+	}
+	callback := linkingtest.Get(t, h.Login(t, start.Location, goldA), "")
+	if callback.Status != http.StatusFound {
+		t.Fatalf("callback answered %d", callback.Status)
+	}
+	want := http.Header{}
+	web.SetHeaders(want)
+	for route, r := range map[string]linkingtest.Response{"/link": start, "/link/callback": callback} {
+		for k := range want {
+			if got := r.Header.Get(k); got != want.Get(k) {
+				t.Errorf("%s redirect: %s = %q, want %q", route, k, got, want.Get(k))
+			}
 		}
 	}
 }
@@ -152,8 +192,8 @@ func TestNonGoldMemberGetsTheGoldMembershipPage(t *testing.T) {
 	if n := sqlCount(t, h, `SELECT count(*) FROM link_nonces`); n != 0 {
 		t.Errorf("%d nonces for an ordinary member", n)
 	}
-	if acct, err := h.Links.FindTaipeiPassAccount(context.Background(), memberID(t, h, notGold)); err != nil || acct.Gold() {
-		t.Errorf("account = %+v, %v: want recorded as not gold", acct, err)
+	if acct := storedAccount(t, h, memberID(t, h, notGold)); acct.VerifyLevel == "" || acct.Gold() {
+		t.Errorf("account = %+v: want recorded as not gold", acct)
 	}
 }
 

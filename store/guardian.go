@@ -129,6 +129,10 @@ func linkTx(tx *gorm.DB, now any, taipeiPassID, lineUserID string) (ecardbot.Lin
 		if err := tx.Exec(`UPDATE guardians SET line_user_id = ?, updated_at = ? WHERE id = ?`, lineUserID, now, byAccount.ID).Error; err != nil {
 			return res, err
 		}
+		// The old LINE user's way into the settings pages must not follow the account.
+		if err := endSettingsAccess(tx, byAccount.ID); err != nil {
+			return res, err
+		}
 		id = byAccount.ID
 	default:
 		var langs []string
@@ -152,9 +156,10 @@ VALUES (?, ?, '', ?, ?, ?) RETURNING id`, taipeiPassID, lineUserID, lang, now, n
 	return res, nil
 }
 
-// UnlinkGuardian removes the LINE user's binding and the guardian's subscriptions and cancels
-// their unsent deliveries, in one transaction; the guardianships stay (see
-// ecardbot.GuardianService). Returns ENOTFOUND when the user is not linked.
+// UnlinkGuardian removes the LINE user's binding and the guardian's subscriptions, settings
+// sessions and settings links and cancels their unsent deliveries, in one transaction; the
+// guardianships stay (see ecardbot.GuardianService). Returns ENOTFOUND when the user is not
+// linked.
 func (s *GuardianService) UnlinkGuardian(ctx context.Context, lineUserID string) (*ecardbot.Guardian, error) {
 	now := s.db.timeArg(s.now())
 	var g guardianRow
@@ -177,11 +182,15 @@ func (s *GuardianService) UnlinkGuardian(ctx context.Context, lineUserID string)
 	return g.domain(), nil
 }
 
-// unlinkTx clears the guardian's LINE binding, deletes their subscriptions and cancels their
-// deliveries that are pending or queued (the worker skips a cancelled one), so an unlinked
-// parent is written to no more, on any channel.
+// unlinkTx clears the guardian's LINE binding, ends their access to the settings pages
+// (endSettingsAccess), deletes their subscriptions and cancels their deliveries that are pending
+// or queued (the worker skips a cancelled one), so an unlinked parent is written to no more, on
+// any channel, and no browser or link from the chat still opens their settings.
 func unlinkTx(tx *gorm.DB, now any, guardianID int64, reason string) error {
 	if err := tx.Exec(`UPDATE guardians SET line_user_id = NULL, updated_at = ? WHERE id = ?`, now, guardianID).Error; err != nil {
+		return err
+	}
+	if err := endSettingsAccess(tx, guardianID); err != nil {
 		return err
 	}
 	if err := tx.Exec(`DELETE FROM subscriptions WHERE guardian_id = ?`, guardianID).Error; err != nil {
@@ -189,6 +198,17 @@ func unlinkTx(tx *gorm.DB, now any, guardianID int64, reason string) error {
 	}
 	return tx.Exec(`UPDATE deliveries SET state = ?, dead_reason = ?, updated_at = ? WHERE guardian_id = ? AND state IN (?, ?)`,
 		ecardbot.DeliveryCancelled, reason, now, guardianID, ecardbot.DeliveryPending, ecardbot.DeliveryQueued).Error
+}
+
+// endSettingsAccess deletes the guardian's settings sessions and settings links (tables of
+// migration 0005), so that neither a browser signed in from the chat nor a link sent to it opens
+// the guardian's settings once that LINE user no longer holds the account: after an unlink, and
+// when the account moves to another LINE user. A link clicked afterwards is then an unknown one.
+func endSettingsAccess(tx *gorm.DB, guardianID int64) error {
+	if err := tx.Exec(`DELETE FROM settings_sessions WHERE guardian_id = ?`, guardianID).Error; err != nil {
+		return err
+	}
+	return tx.Exec(`DELETE FROM settings_links WHERE guardian_id = ?`, guardianID).Error
 }
 
 // FindGuardianByLineUser returns the guardian linked to the LINE user. Returns ENOTFOUND when the

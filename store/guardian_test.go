@@ -89,6 +89,39 @@ ORDER BY 1`).Scan(&rows).Error
 }
 
 // listGuardianships returns every guardianship as "account student", ordered.
+// openSettings gives each account's guardian a settings session and an unused settings link,
+// as the settings pages would.
+func openSettings(tb testing.TB, db *DB, accounts ...string) {
+	tb.Helper()
+	ctx, settings, now := context.Background(), NewSettingsService(db), time.Now()
+	for _, acct := range accounts {
+		var id int64
+		if err := db.gorm.Raw(`SELECT id FROM guardians WHERE taipeipass_id = ?`, acct).Scan(&id).Error; err != nil || id == 0 {
+			tb.Fatalf("guardian %s: %d, %v", acct, id, err)
+		}
+		sess := ecardbot.SettingsSession{GuardianID: id, CSRFSecret: "csrf-" + acct, ExpiresAt: now.Add(time.Hour)}
+		if err := settings.CreateSession(ctx, "session-"+acct, sess, now); err != nil {
+			tb.Fatal(err)
+		}
+		if err := settings.CreateSettingsLink(ctx, "link-"+acct, id, ecardbot.SettingsHome, now, now.Add(time.Hour)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// listSettingsAccess returns "account session" and "account link" for every settings session
+// and settings link stored.
+func listSettingsAccess(tb testing.TB, db *DB) []string {
+	tb.Helper()
+	var rows []string
+	err := db.gorm.Raw(`SELECT g.taipeipass_id || ' session' FROM settings_sessions x JOIN guardians g ON g.id = x.guardian_id
+UNION ALL SELECT g.taipeipass_id || ' link' FROM settings_links x JOIN guardians g ON g.id = x.guardian_id ORDER BY 1`).Scan(&rows).Error
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rows
+}
+
 func listGuardianships(tb testing.TB, db *DB) []string {
 	tb.Helper()
 	var rows []string
@@ -600,6 +633,7 @@ AND notice_id = (SELECT n.id FROM notices n JOIN students s ON s.id = n.student_
 AND notice_id = (SELECT n.id FROM notices n JOIN students s ON s.id = n.student_id WHERE s.student_no = '1002')`).Error; err != nil {
 			t.Fatal(err)
 		}
+		openSettings(t, f.db, "tp-a", "tp-b")
 
 		g, err := svc.UnlinkGuardian(ctx, lineID(1))
 		if err != nil {
@@ -623,6 +657,10 @@ AND notice_id = (SELECT n.id FROM notices n JOIN students s ON s.id = n.student_
 		}
 		if diff := cmp.Diff([]string{"tp-a 1001", "tp-a 1002", "tp-b 1001"}, listGuardianships(t, f.db)); diff != "" {
 			t.Errorf("guardianships (-want +got):\n%s", diff)
+		}
+		// The unlinked parent's settings sessions and links end with the link; tp-b's stay.
+		if diff := cmp.Diff([]string{"tp-b link", "tp-b session"}, listSettingsAccess(t, f.db)); diff != "" {
+			t.Errorf("settings sessions and links (-want +got):\n%s", diff)
 		}
 		if _, err := svc.FindGuardianByLineUser(ctx, lineID(1)); ecardbot.ErrorCode(err) != ecardbot.ENOTFOUND {
 			t.Errorf("find after unlink: %v", err)
@@ -669,6 +707,7 @@ func TestRelinkNewestWins(t *testing.T) {
 				}
 				ids[acct] = id
 			}
+			openSettings(t, f.db, "tp-a", "tp-b")
 			return f, ids
 		}
 
@@ -689,6 +728,10 @@ func TestRelinkNewestWins(t *testing.T) {
 				listSubscriptions(t, f.db)); diff != "" {
 				t.Errorf("subscriptions (-want +got):\n%s", diff)
 			}
+			// The old LINE user's settings session and link do not follow the account.
+			if diff := cmp.Diff([]string{"tp-b link", "tp-b session"}, listSettingsAccess(t, f.db)); diff != "" {
+				t.Errorf("settings sessions and links (-want +got):\n%s", diff)
+			}
 		})
 
 		t.Run("the LINE user leaves its old account for a new one", func(t *testing.T) {
@@ -706,6 +749,9 @@ func TestRelinkNewestWins(t *testing.T) {
 			}
 			if diff := cmp.Diff(subs("tp-b 1002", lineOnly, ecardbot.KindLeft), listSubscriptions(t, f.db)); diff != "" {
 				t.Errorf("subscriptions (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{"tp-b link", "tp-b session"}, listSettingsAccess(t, f.db)); diff != "" {
+				t.Errorf("settings sessions and links (-want +got):\n%s", diff)
 			}
 		})
 
@@ -725,6 +771,9 @@ func TestRelinkNewestWins(t *testing.T) {
 			}
 			if diff := cmp.Diff(subs("tp-a 1001", lineOnly, ecardbot.KindArrived), listSubscriptions(t, f.db)); diff != "" {
 				t.Errorf("subscriptions (-want +got):\n%s", diff)
+			}
+			if got := listSettingsAccess(t, f.db); len(got) != 0 {
+				t.Errorf("settings sessions and links left: %v", got)
 			}
 		})
 

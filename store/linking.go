@@ -26,7 +26,8 @@ func NewLinkStore(db *DB) *LinkStore {
 }
 
 // CreateLinkAttempt stores the attempt under stateHash, deleting expired attempts and nonces
-// first so that the tables never grow beyond the logins of the last few minutes.
+// first so that the tables never grow beyond the logins of the last few minutes. The link token
+// and the verifier are kept in plain text, as the callback needs them (see ecardbot.LinkStore).
 func (s *LinkStore) CreateLinkAttempt(ctx context.Context, stateHash string, a ecardbot.LinkAttempt) error {
 	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.purgeExpired(tx, a.CreatedAt); err != nil {
@@ -85,23 +86,6 @@ ON CONFLICT (id) DO UPDATE SET verify_level = excluded.verify_level, last_login_
 		return fmt.Errorf("record TaipeiPASS login: %w", mapError(err))
 	}
 	return nil
-}
-
-// FindTaipeiPassAccount returns the account as last recorded. Returns ENOTFOUND for an account
-// that never logged in.
-func (s *LinkStore) FindTaipeiPassAccount(ctx context.Context, id string) (ecardbot.TaipeiPassAccount, error) {
-	var rows []struct {
-		ID          string
-		VerifyLevel string
-		LastLoginAt time.Time
-	}
-	if err := s.db.gorm.WithContext(ctx).Raw(`SELECT id, verify_level, last_login_at FROM taipeipass_accounts WHERE id = ?`, id).Scan(&rows).Error; err != nil {
-		return ecardbot.TaipeiPassAccount{}, fmt.Errorf("find TaipeiPASS account: %w", mapError(err))
-	}
-	if len(rows) == 0 {
-		return ecardbot.TaipeiPassAccount{}, fmt.Errorf("find TaipeiPASS account: %w", ecardbot.Errorf(ecardbot.ENOTFOUND, "No such TaipeiPASS account."))
-	}
-	return ecardbot.TaipeiPassAccount{ID: rows[0].ID, VerifyLevel: rows[0].VerifyLevel, LastLoginAt: rows[0].LastLoginAt.UTC()}, nil
 }
 
 // CreateLinkNonce stores the nonce's hash bound to the account. Returns ENOTFOUND for an

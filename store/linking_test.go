@@ -59,8 +59,8 @@ func TestLinkStore(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if got, err := s.FindTaipeiPassAccount(ctx, acct.ID); err != nil || got != acct {
-				t.Errorf("account = %+v, %v", got, err)
+			if got := storedAccount(t, db, acct.ID); got != acct {
+				t.Errorf("account = %+v", got)
 			}
 			for _, n := range []string{"n1", "n2", "n3"} {
 				if err := s.CreateLinkNonce(ctx, n, acct.ID, t0.Add(10*time.Minute)); err != nil {
@@ -107,4 +107,21 @@ func TestLinkStore(t *testing.T) {
 			}
 		})
 	})
+}
+
+// storedAccount reads the row of taipeipass_accounts with the ID.
+func storedAccount(tb testing.TB, db *DB, id string) ecardbot.TaipeiPassAccount {
+	tb.Helper()
+	var rows []struct {
+		ID          string
+		VerifyLevel string
+		LastLoginAt time.Time
+	}
+	if err := db.gorm.Raw(`SELECT id, verify_level, last_login_at FROM taipeipass_accounts WHERE id = ?`, id).Scan(&rows).Error; err != nil {
+		tb.Fatal(err)
+	}
+	if len(rows) != 1 {
+		tb.Fatalf("%d accounts %s, want 1", len(rows), id)
+	}
+	return ecardbot.TaipeiPassAccount{ID: rows[0].ID, VerifyLevel: rows[0].VerifyLevel, LastLoginAt: rows[0].LastLoginAt.UTC()}
 }

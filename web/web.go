@@ -5,7 +5,9 @@ package web
 
 import (
 	"bytes"
+	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -83,6 +85,16 @@ func SetHeaders(h http.Header) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+}
+
+// NewToken returns 256 random bits as base64url without padding: 43 characters, unguessable,
+// safe in a URL unescaped, and within LINE's 10 to 255 characters for an account-link nonce. It
+// makes the secrets these pages hand out: OAuth2 states, link nonces, single-use links and
+// session IDs. crypto/rand never fails, so neither does NewToken.
+func NewToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // documented never to return an error
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // Register serves the stylesheet.

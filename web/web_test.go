@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -93,4 +94,19 @@ func TestPageInChromium(t *testing.T) {
 		t.Errorf("button background %q: the stylesheet did not apply", bg)
 	}
 	browsertest.Screenshot(t, ctx, "hello")
+}
+
+func TestNewToken(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		tok := web.NewToken()
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if len(tok) != 43 || err != nil || len(b) != 32 {
+			t.Fatalf("token %q (%d bytes, %v): want 43 base64url characters holding 32 bytes", tok, len(b), err)
+		}
+		if seen[tok] {
+			t.Fatalf("token %q came twice", tok)
+		}
+		seen[tok] = true
+	}
 }

@@ -148,10 +148,13 @@ func New(tb testing.TB, opts Options) *Harness {
 	}
 	cfg := opts.Bot
 	cfg.ChannelSecret = h.Sim.ChannelSecret()
-	h.Bot = bot.New(cfg, bot.Deps{
+	h.Bot, err = bot.New(cfg, bot.Deps{
 		Users: h.Users, Claims: kv.NewEventClaims(h.KV, 0), LINE: line, Logger: logger, Registry: h.Registry,
 		Guardians: h.Guardians, Linker: h.Linking, Settings: Settings(srv.URL),
 	})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	h.Bot.Register(engine)
 	h.Linking.Register(engine)
 	web.Register(engine)
@@ -248,6 +251,7 @@ type Response struct {
 	Status   int
 	Location string
 	Body     string
+	Header   http.Header
 }
 
 // Get requests u as a phone's browser would, without following redirects, as user (the
@@ -271,7 +275,7 @@ func Get(tb testing.TB, u, user string) Response {
 	if _, err := body.ReadFrom(res.Body); err != nil {
 		tb.Fatal(err)
 	}
-	return Response{Status: res.StatusCode, Location: res.Header.Get("Location"), Body: body.String()}
+	return Response{Status: res.StatusCode, Location: res.Header.Get("Location"), Body: body.String(), Header: res.Header}
 }
 
 // Authorize opens the link URL and returns the TaipeiPASS authorization URL it redirects to.
