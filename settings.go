@@ -109,13 +109,17 @@ type SettingsService interface {
 	// Returns ENOTFOUND for an unknown guardian.
 	CreateSettingsLink(ctx context.Context, tokenHash string, guardianID int64, page SettingsPage, now, expiresAt time.Time) error
 	// UseSettingsLink marks the link used and returns its guardian and page. Only one caller
-	// ever succeeds, across replicas. Returns ENOTFOUND for an unknown token and ECONFLICT for
-	// one already used or expired.
+	// ever succeeds, across replicas. Returns ECONFLICT for a link already used, or expired
+	// while its row is still kept, and ENOTFOUND for an unknown token. Expired rows are
+	// deleted (when the guardian gets a new link, and by the retention sweep), so an expired
+	// link may well get ENOTFOUND instead: callers must treat both as "no entry".
 	UseSettingsLink(ctx context.Context, tokenHash string, now time.Time) (guardianID int64, page SettingsPage, err error)
 
 	// CreateSession stores a session. Returns ENOTFOUND for an unknown guardian.
 	CreateSession(ctx context.Context, idHash string, s SettingsSession, now time.Time) error
-	// FindSession returns the session. Returns ENOTFOUND for an unknown or expired one.
+	// FindSession returns the session. Returns ENOTFOUND for an unknown or expired one, and
+	// for the session of a guardian who is no longer linked to a LINE user: unlinking ends
+	// every way into the guardian's settings.
 	FindSession(ctx context.Context, idHash string, now time.Time) (SettingsSession, error)
 
 	// Guardian returns the guardian. Returns ENOTFOUND for an unknown one.
@@ -135,11 +139,45 @@ type SettingsService interface {
 	// guardian are serialised, so the limit holds across replicas.
 	MatchStudent(ctx context.Context, guardianID int64, q StudentQuery, now time.Time, max int, window time.Duration) (studentID int64, err error)
 
-	// CreateEmailConfirmation stores a confirmation of address for the guardian, valid until
-	// expiresAt. Returns ENOTFOUND for an unknown guardian.
-	CreateEmailConfirmation(ctx context.Context, tokenHash string, guardianID int64, email string, now, expiresAt time.Time) error
-	// UseEmailConfirmation marks the confirmation used and returns its guardian and address.
-	// Only one caller ever succeeds. Returns ENOTFOUND for an unknown token and ECONFLICT for
-	// one already used or expired.
+	// CreateEmailConfirmationLimited stores a confirmation of address for the guardian, valid
+	// until expiresAt, unless max confirmations of the guardian were already created in the
+	// window before now: then it stores nothing and returns a *TooManyMailsError. Every
+	// confirmation is a mail sent to an address the parent typed, so the limit bounds the
+	// mail a session can make the relay send. Concurrent calls for one guardian are
+	// serialised, so the limit holds across replicas. Returns ENOTFOUND for an unknown
+	// guardian.
+	CreateEmailConfirmationLimited(ctx context.Context, tokenHash string, guardianID int64, email string, now, expiresAt time.Time, max int, window time.Duration) error
+	// PeekEmailConfirmation returns the guardian and address of a confirmation that can still
+	// be used, without using it: opening the link from the mail only shows what a button
+	// would confirm, since mail scanners open links too. Its errors are UseEmailConfirmation's.
+	PeekEmailConfirmation(ctx context.Context, tokenHash string, now time.Time) (guardianID int64, email string, err error)
+	// UseEmailConfirmation marks the confirmation used and, in the same transaction, marks the
+	// guardian's address confirmed, in one conditional statement: only while the guardian's
+	// address is still the confirmation's. Only one caller ever succeeds. It returns the
+	// guardian and the confirmed address. Returns ErrEmailChanged (code ECONFLICT) when the
+	// guardian's address changed since the mail was sent (the confirmation is used up all the
+	// same), ECONFLICT for a confirmation already used, or expired while its row is still
+	// kept, and ENOTFOUND for an unknown token. Expired rows are deleted (when the guardian
+	// asks for another confirmation, and by the retention sweep), so an expired confirmation
+	// may well get ENOTFOUND instead.
 	UseEmailConfirmation(ctx context.Context, tokenHash string, now time.Time) (guardianID int64, email string, err error)
+}
+
+// ErrEmailChanged is UseEmailConfirmation's answer when the guardian's address is no longer
+// the one the confirmation was mailed to: nothing is confirmed. Test for it with errors.Is.
+var ErrEmailChanged = Errorf(ECONFLICT, "The e-mail address has changed since this confirmation was sent.")
+
+// TooManyMailsError refuses a confirmation mail because the guardian had too many sent
+// lately. Its code is ERATELIMITED.
+type TooManyMailsError struct {
+	RetryAt time.Time // when the oldest counted confirmation leaves the window
+}
+
+func (e *TooManyMailsError) Error() string {
+	return "too many confirmation mails; retry at " + e.RetryAt.UTC().Format(time.RFC3339)
+}
+
+// Unwrap gives the error its code, so ErrorCode works on it.
+func (e *TooManyMailsError) Unwrap() error {
+	return Errorf(ERATELIMITED, "Too many confirmation mails.")
 }

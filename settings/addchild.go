@@ -127,10 +127,10 @@ func (s *Settings) addChild(c *gin.Context, r request) error {
 	switch {
 	case errors.As(err, &tooMany):
 		s.log.Info("add child refused", "guardian_id", r.guardianID, "reason", "too many attempts")
-		at := tooMany.RetryAt.In(ecardbot.Taipei)
+		zh, en := s.retryText(tooMany.RetryAt)
 		d.Errors = append(d.Errors, [2]string{
-			"嘗試次數過多。為保護孩子的資料，請於 " + at.Format("01/02 15:04") + " 之後再試。",
-			"Too many attempts. To protect children's data, please try again after " + at.Format("15:04 on 2 Jan") + " (Taipei time).",
+			"嘗試次數過多。為保護孩子的資料，請於 " + zh + " 之後再試。",
+			"Too many attempts. To protect children's data, please try again after " + en + ".",
 		})
 		return s.render(c, http.StatusTooManyRequests, "add_child", d)
 	case ecardbot.ErrorCode(err) == ecardbot.ENOTFOUND:

@@ -75,6 +75,8 @@ type harness struct {
 type harnessOptions struct {
 	sqlite   bool
 	emailOff bool
+	location *time.Location // settings.Config.Location
+	linkTTL  time.Duration  // settings.Config.LinkTTL
 }
 
 func lineUser(n int) string { return "U" + strings.Repeat("0", 31) + string(rune('0'+n)) }
@@ -130,7 +132,8 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 		}
 		deps.Mailer = mailer
 	}
-	h.settings, err = settings.New(settings.Config{PublicURL: h.url, SecretKey: secret, Now: h.clock.Now}, deps)
+	h.settings, err = settings.New(settings.Config{PublicURL: h.url, SecretKey: secret, Now: h.clock.Now,
+		Location: opts.location, LinkTTL: opts.linkTTL}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

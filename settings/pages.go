@@ -2,10 +2,12 @@ package settings
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -193,7 +195,9 @@ func (s *Settings) removeChild(c *gin.Context, r request) error {
 }
 
 // setEmail stores the address unconfirmed and mails it a confirmation link; nothing else is
-// ever mailed to it until the link is opened. An empty address removes it.
+// ever mailed to it until the link is opened and its button pressed. An empty address removes
+// it. A guardian gets at most MaxConfirmMails confirmation mails within ConfirmMailWindow:
+// beyond that nothing is stored or sent, and the page says when to try again.
 func (s *Settings) setEmail(c *gin.Context, r request) error {
 	ctx := c.Request.Context()
 	if s.mailer == nil {
@@ -219,15 +223,24 @@ func (s *Settings) setEmail(c *gin.Context, r request) error {
 	if g.Email == email && g.EmailConfirmedAt != nil {
 		return done(c, "saved", "email")
 	}
-	if err := s.guardians.SetEmail(ctx, r.guardianID, email, false); err != nil {
-		return err
-	}
-	token, err := newToken()
-	if err != nil {
-		return err
-	}
+	token := web.NewToken()
+	// The confirmation first: under the limit it is what decides whether this request may
+	// mail at all, and a refused one leaves the address as it was.
 	now := s.cfg.Now()
-	if err := s.store.CreateEmailConfirmation(ctx, s.hash(ecardbot.PurposeEmailConfirm, token), r.guardianID, email, now, now.Add(ConfirmTTL)); err != nil {
+	err = s.store.CreateEmailConfirmationLimited(ctx, s.hash(ecardbot.PurposeEmailConfirm, token), r.guardianID, email,
+		now, now.Add(ConfirmTTL), MaxConfirmMails, ConfirmMailWindow)
+	var tooMany *ecardbot.TooManyMailsError
+	if errors.As(err, &tooMany) {
+		s.log.Info("confirmation mail refused", "guardian_id", r.guardianID, "reason", "too many mails")
+		zh, en := s.retryText(tooMany.RetryAt)
+		return s.homeWithEmailError(c, r, http.StatusTooManyRequests, input, [2]string{
+			"確認信寄送次數過多。請於 " + zh + " 之後再試。",
+			"Too many confirmation mails were sent. Please try again after " + en + ".",
+		})
+	} else if err != nil {
+		return err
+	}
+	if err := s.guardians.SetEmail(ctx, r.guardianID, email, false); err != nil {
 		return err
 	}
 	link := s.base + "/settings/email/confirm?t=" + url.QueryEscape(token)
@@ -249,23 +262,21 @@ func (s *Settings) homeWithEmailError(c *gin.Context, r request, status int, inp
 	return s.render(c, status, "home", d)
 }
 
-// confirmEmail opens from the mail, maybe in another browser than the settings session's, so
-// it needs no session: the single-use token is the proof. It confirms only the address the
-// token was made for, and only while it is still the guardian's.
-func (s *Settings) confirmEmail(c *gin.Context) error {
+// confirmEmailForm is where the link in the confirmation mail leads. Opening it changes
+// nothing: mail scanners and link previews open links too, and a mistyped address at a scanned
+// mailbox must not become confirmed. It shows the address, masked, and a button that posts the
+// token to confirmEmail. It needs no session, since the mail may be opened in another browser
+// than the settings': the unguessable single-use token is the proof.
+func (s *Settings) confirmEmailForm(c *gin.Context) error {
 	ctx := c.Request.Context()
 	token := c.Query("t")
 	if token == "" || len(token) > maxTokenLen {
 		return s.message(c, http.StatusBadRequest, msgBadLink)
 	}
-	guardianID, email, err := s.store.UseEmailConfirmation(ctx, s.hash(ecardbot.PurposeEmailConfirm, token), s.cfg.Now())
-	switch ecardbot.ErrorCode(err) {
-	case "":
-	case ecardbot.ENOTFOUND:
-		return s.message(c, http.StatusBadRequest, msgBadLink)
-	case ecardbot.ECONFLICT:
-		return s.message(c, http.StatusGone, msgSpentLink)
-	default:
+	guardianID, email, err := s.store.PeekEmailConfirmation(ctx, s.hash(ecardbot.PurposeEmailConfirm, token), s.cfg.Now())
+	if m, status, ok := confirmRefusal(err); ok {
+		return s.message(c, status, m)
+	} else if err != nil {
 		return err
 	}
 	g, err := s.store.Guardian(ctx, guardianID)
@@ -273,14 +284,62 @@ func (s *Settings) confirmEmail(c *gin.Context) error {
 		return err
 	}
 	if g.Email != email {
+		return s.message(c, http.StatusGone, msgEmailChanged)
+	}
+	return s.render(c, http.StatusOK, "confirm_email", struct {
+		Token, Email string
+	}{token, maskEmail(email)})
+}
+
+// confirmEmail is the confirmation page's button. The store confirms the token's address only
+// while it is still the guardian's, in one statement, so an address changed meanwhile is
+// never marked confirmed.
+func (s *Settings) confirmEmail(c *gin.Context) error {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBytes)
+	if err := c.Request.ParseForm(); err != nil {
+		return s.message(c, http.StatusBadRequest, msgBadLink)
+	}
+	token := c.Request.PostForm.Get("t")
+	if token == "" || len(token) > maxTokenLen {
+		return s.message(c, http.StatusBadRequest, msgBadLink)
+	}
+	guardianID, _, err := s.store.UseEmailConfirmation(c.Request.Context(), s.hash(ecardbot.PurposeEmailConfirm, token), s.cfg.Now())
+	if errors.Is(err, ecardbot.ErrEmailChanged) {
 		s.log.Info("e-mail confirmation refused", "guardian_id", guardianID, "reason", "address changed")
 		return s.message(c, http.StatusGone, msgEmailChanged)
 	}
-	if err := s.guardians.SetEmail(ctx, guardianID, email, true); err != nil {
+	if m, status, ok := confirmRefusal(err); ok {
+		s.log.Info("e-mail confirmation refused", "reason", ecardbot.ErrorCode(err))
+		return s.message(c, status, m)
+	} else if err != nil {
 		return err
 	}
 	s.log.Info("e-mail confirmed", "guardian_id", guardianID)
 	return s.message(c, http.StatusOK, msgEmailConfirmed)
+}
+
+// confirmRefusal is the page for a confirmation token that cannot be used: unknown (or deleted
+// once expired), or used or expired.
+func confirmRefusal(err error) (message, int, bool) {
+	switch ecardbot.ErrorCode(err) {
+	case ecardbot.ENOTFOUND:
+		return msgBadLink, http.StatusBadRequest, true
+	case ecardbot.ECONFLICT:
+		return msgSpentConfirm, http.StatusGone, true
+	}
+	return message{}, 0, false
+}
+
+// maskEmail shows enough of an address for its owner to recognise it and little to anyone
+// else: the first character of the local part, then a fixed mask, then the domain:
+// parent@example.com → p●●●@example.com.
+func maskEmail(email string) string {
+	at := strings.LastIndexByte(email, '@')
+	if at <= 0 {
+		return "●●●"
+	}
+	r := []rune(email[:at])
+	return string(r[0]) + "●●●" + email[at:]
 }
 
 type historyView struct {
@@ -301,7 +360,7 @@ func (s *Settings) history(c *gin.Context, r request) error {
 	}
 	views := make([]historyView, 0, len(entries))
 	for _, e := range entries {
-		v := historyView{When: e.At.In(ecardbot.Taipei).Format("01/02 15:04"), Kind: kindLabels[e.Kind][0], KindEn: kindLabels[e.Kind][1],
+		v := historyView{When: e.At.In(s.cfg.Location).Format("01/02 15:04"), Kind: kindLabels[e.Kind][0], KindEn: kindLabels[e.Kind][1],
 			Child: push.MaskName(e.ChildName), School: e.SchoolName}
 		for _, d := range e.Deliveries {
 			zh, en, class := stateLabel(d.State)

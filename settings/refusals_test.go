@@ -186,6 +186,39 @@ func TestExpiredSession(t *testing.T) {
 	}
 }
 
+// TestUnlinkEndsSession: once the guardian is unlinked from LINE, the settings session they
+// had open sends them back to the chat, for pages and forms alike, while another guardian's
+// session goes on; a link from chat made before the unlink opens no settings either.
+func TestUnlinkEndsSession(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	sid := h.addChild(h.g1, childNo, childName, childBirth, childID)
+	b := browsertest.NewTab(t)
+	b.WantStatus(b.GoTo(h.link(h.g1, ecardbot.SettingsHome)), http.StatusOK, "open link")
+	other := browsertest.NewTab(t)
+	other.WantStatus(other.GoTo(h.link(h.g2, ecardbot.SettingsHome)), http.StatusOK, "other guardian")
+	unused := h.link(h.g1, ecardbot.SettingsHome)
+
+	if _, err := h.guardians.UnlinkGuardian(ctx, lineUser(1)); err != nil {
+		t.Fatal(err)
+	}
+	b.Do(chromedp.Click(chromedp.ID("c" + itoa(sid) + "-line-arrived")))
+	b.WantStatus(b.Submit("#save-"+itoa(sid)), http.StatusUnauthorized, "form after unlink")
+	b.WantText("#title", "請重新開啟設定")
+	b.WantText("#text", "LINE 聊天室")
+	b.Shot("session-after-unlink")
+	b.WantStatus(b.GoTo(h.url+"/settings"), http.StatusUnauthorized, "page after unlink")
+	if subs := h.subscriptions(h.g1); len(subs) != 0 {
+		t.Errorf("subscriptions after unlink: %+v", subs)
+	}
+	other.WantStatus(other.GoTo(h.url+"/settings"), http.StatusOK, "other guardian after the unlink")
+
+	fresh := browsertest.NewTab(t)
+	if status := fresh.GoTo(unused); status == http.StatusOK {
+		t.Errorf("a link made before the unlink opened %s", fresh.Path())
+	}
+}
+
 // TestOtherGuardiansChild: a guardian can neither see nor change another guardian's child;
 // the child is as unknown as one that does not exist.
 func TestOtherGuardiansChild(t *testing.T) {

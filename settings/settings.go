@@ -12,8 +12,6 @@ package settings
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +35,11 @@ const (
 	// ConfirmTTL is how long an e-mail confirmation link works. Fixed, because the
 	// confirmation mail tells the parent "24 hours".
 	ConfirmTTL = 24 * time.Hour
+	// MaxConfirmMails is how many confirmation mails one guardian may have sent within
+	// ConfirmMailWindow: each goes to an address the parent typed, so without a limit a
+	// session could make the relay mail anyone, any number of times.
+	MaxConfirmMails   = 5
+	ConfirmMailWindow = time.Hour
 	// HistoryDays is how far back the history page goes.
 	HistoryDays = 30
 	// historyLimit bounds the notices of one history page: three a day for two children over
@@ -69,6 +72,9 @@ type Config struct {
 	MaxAttempts int
 	// AttemptWindow is the window of MaxAttempts. Zero means DefaultAttemptWindow (1 hour).
 	AttemptWindow time.Duration
+	// Location is the zone of the times the pages show (ECARDBOT_TIMEZONE). Nil means
+	// ecardbot.Taipei.
+	Location *time.Location
 	// Now is the clock of expiries and attempts. Nil means time.Now.
 	Now func() time.Time
 }
@@ -127,6 +133,9 @@ func New(cfg Config, deps Deps) (*Settings, error) {
 	if cfg.AttemptWindow <= 0 {
 		cfg.AttemptWindow = DefaultAttemptWindow
 	}
+	if cfg.Location == nil {
+		cfg.Location = ecardbot.Taipei
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -148,7 +157,8 @@ func New(cfg Config, deps Deps) (*Settings, error) {
 // Register mounts the pages under /settings; web.Register serves their stylesheet.
 func (s *Settings) Register(r gin.IRouter) {
 	r.GET("/settings/open", s.wrap(s.open))
-	r.GET("/settings/email/confirm", s.wrap(s.confirmEmail))
+	r.GET("/settings/email/confirm", s.wrap(s.confirmEmailForm))
+	r.POST("/settings/email/confirm", s.wrap(s.confirmEmail))
 	r.GET("/settings", s.authed(s.home))
 	r.GET("/settings/history", s.authed(s.history))
 	r.GET("/settings/children/new", s.authed(s.addChildForm))
@@ -171,24 +181,11 @@ func pagePath(p ecardbot.SettingsPage) string {
 // Only its keyed hash is stored. Returns ENOTFOUND for an unknown guardian and EINVALID for a
 // page that is not a SettingsPage.
 func (s *Settings) SettingsURL(ctx context.Context, guardianID int64, page ecardbot.SettingsPage) (string, error) {
-	token, err := newToken()
-	if err != nil {
-		return "", err
-	}
-	now := s.cfg.Now()
+	token, now := web.NewToken(), s.cfg.Now()
 	if err := s.store.CreateSettingsLink(ctx, s.hash(ecardbot.PurposeSettingsLink, token), guardianID, page, now, now.Add(s.cfg.LinkTTL)); err != nil {
 		return "", fmt.Errorf("settings url: %w", err)
 	}
 	return s.base + "/settings/open?t=" + url.QueryEscape(token), nil
-}
-
-// newToken returns 256 random bits, base64url: unguessable, and safe in a URL unescaped.
-func newToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random token: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 func (s *Settings) hash(purpose, value string) string {
@@ -210,18 +207,11 @@ func (s *Settings) open(c *gin.Context) error {
 		return s.message(c, http.StatusBadRequest, msgBadLink)
 	case ecardbot.ECONFLICT:
 		s.log.Info("settings link refused", "reason", "used or expired")
-		return s.message(c, http.StatusGone, msgSpentLink)
+		return s.message(c, http.StatusGone, s.spentLink())
 	default:
 		return err
 	}
-	id, err := newToken()
-	if err != nil {
-		return err
-	}
-	secret, err := newToken()
-	if err != nil {
-		return err
-	}
+	id, secret := web.NewToken(), web.NewToken()
 	sess := ecardbot.SettingsSession{GuardianID: guardianID, CSRFSecret: secret, ExpiresAt: now.Add(s.cfg.SessionTTL)}
 	if err := s.store.CreateSession(c.Request.Context(), s.hash(ecardbot.PurposeSession, id), sess, now); err != nil {
 		return err
@@ -282,30 +272,53 @@ func (s *Settings) authed(h func(c *gin.Context, r request) error) gin.HandlerFu
 }
 
 // wrap renders the error a handler returns as a page: the one place that chooses the status
-// and logs internal errors.
+// and logs. Each code has its own page and status; only an internal error, which has no code,
+// is logged at Error. The refusals a parent can cause are logged at Info with the code alone,
+// an unavailable dependency at Warn.
 func (s *Settings) wrap(h func(c *gin.Context) error) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		err := h(c)
 		if err == nil {
 			return
 		}
-		m, status := msgInternal, http.StatusInternalServerError
-		switch ecardbot.ErrorCode(err) {
+		var (
+			m      message
+			status int
+			level  = slog.LevelInfo
+			logIt  bool
+		)
+		code := ecardbot.ErrorCode(err)
+		switch code {
 		case ecardbot.EUNAUTHORIZED:
 			m, status = msgNoSession, http.StatusUnauthorized
 		case ecardbot.EFORBIDDEN:
-			m, status = msgCSRF, http.StatusForbidden
+			m, status = msgForbidden, http.StatusForbidden
+			if errors.Is(err, errCSRF) {
+				m = msgCSRF // authed has logged it
+			} else {
+				logIt = true
+			}
 		case ecardbot.ENOTFOUND:
 			m, status = msgNotFound, http.StatusNotFound
 		case ecardbot.EINVALID:
 			m, status = msgInvalid, http.StatusBadRequest
 		case ecardbot.ETOOLARGE:
 			m, status = msgInvalid, http.StatusRequestEntityTooLarge
+		case ecardbot.ECONFLICT:
+			m, status, logIt = msgConflict, http.StatusConflict, true
+		case ecardbot.ERATELIMITED:
+			m, status, logIt = msgRateLimited, http.StatusTooManyRequests, true
 		case ecardbot.EUNAVAILABLE:
-			m, status = msgUnavailable, http.StatusServiceUnavailable
+			m, status, level, logIt = msgUnavailable, http.StatusServiceUnavailable, slog.LevelWarn, true
+		default: // EINTERNAL, or a code this switch does not know yet
+			m, status, level, logIt = msgInternal, http.StatusInternalServerError, slog.LevelError, true
 		}
-		if status >= 500 {
-			s.log.Error("settings request failed", "route", c.FullPath(), "status", status, "error", err)
+		switch {
+		case level == slog.LevelInfo && logIt:
+			// A refusal's text may come from a lower layer: log its code only.
+			s.log.Info("settings request refused", "route", c.FullPath(), "status", status, "code", code)
+		case logIt:
+			s.log.Log(c.Request.Context(), level, "settings request failed", "route", c.FullPath(), "status", status, "error", err)
 		}
 		if err := s.message(c, status, m); err != nil {
 			s.log.Error("render error page", "route", c.FullPath(), "error", err)

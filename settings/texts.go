@@ -2,6 +2,8 @@ package settings
 
 import (
 	"embed"
+	"fmt"
+	"time"
 
 	"github.com/taipei-doit/ecardbot"
 	"github.com/taipei-doit/ecardbot/web"
@@ -25,12 +27,19 @@ var (
 	msgBadLink = message{Title: "連結無效", TitleEn: "This link is not valid",
 		Text:   "請回到 LINE 聊天室，點選選單的「通知設定」重新開啟。",
 		TextEn: "Go back to the chat in LINE and tap 通知設定 (settings) in the menu to open settings again."}
-	msgSpentLink = message{Title: "連結已使用或已過期", TitleEn: "This link was already used or has expired",
-		Text:   "為保護您的資料，每個連結只能使用一次，且 15 分鐘內有效。請回到 LINE 聊天室，點選選單的「通知設定」取得新連結。",
-		TextEn: "To protect your data, each link works once and only for 15 minutes. Go back to the chat in LINE and tap 通知設定 (settings) in the menu for a new link."}
+	msgSpentConfirm = message{Title: "連結已使用或已過期", TitleEn: "This link was already used or has expired",
+		Text:   "每個確認連結只能使用一次，且 24 小時內有效。請從 LINE 聊天室開啟「通知設定」，重新寄送確認信。",
+		TextEn: "Each confirmation link works once and only for 24 hours. Open settings from the chat in LINE and send a new confirmation mail."}
 	msgNoSession = message{Title: "請重新開啟設定", TitleEn: "Please open settings again",
 		Text:   "設定頁已逾時。請回到 LINE 聊天室，點選選單的「通知設定」重新開啟。",
 		TextEn: "Your settings session has ended. Go back to the chat in LINE and tap 通知設定 (settings) in the menu to open it again."}
+	msgForbidden = message{Title: "無法執行", TitleEn: "Not allowed",
+		Text: "這個動作不被允許，沒有任何變更。", TextEn: "This is not allowed; nothing was changed.", Back: true}
+	msgConflict = message{Title: "資料已有變更", TitleEn: "Something changed meanwhile",
+		Text:   "您的設定在這段時間已有變更，這次沒有儲存。請回到設定頁確認後再試一次。",
+		TextEn: "Your settings changed meanwhile, so this was not saved. Go back to settings, check them and try again.", Back: true}
+	msgRateLimited = message{Title: "嘗試次數過多", TitleEn: "Too many attempts",
+		Text: "請稍後再試。", TextEn: "Please wait a while and try again.", Back: true}
 	msgCSRF = message{Title: "無法處理這個表單", TitleEn: "This form could not be accepted",
 		Text:   "表單已過期或不是從本頁送出，沒有任何變更。請回到設定頁再試一次。",
 		TextEn: "The form has expired or did not come from this page; nothing was changed. Go back to settings and try again.",
@@ -50,6 +59,38 @@ var (
 		Text:   "設定中的電子郵件地址已經變更。請使用最新一封確認信中的連結。",
 		TextEn: "The e-mail address in your settings has changed since. Use the link in the latest confirmation mail."}
 )
+
+// spentLink is the page of a link from chat used twice or expired; it says how long links
+// work, as configured.
+func (s *Settings) spentLink() message {
+	zh, en := durationText(s.cfg.LinkTTL)
+	return message{Title: "連結已使用或已過期", TitleEn: "This link was already used or has expired",
+		Text:   "為保護您的資料，每個連結只能使用一次，且 " + zh + "內有效。請回到 LINE 聊天室，點選選單的「通知設定」取得新連結。",
+		TextEn: "To protect your data, each link works once and only for " + en + ". Go back to the chat in LINE and tap 通知設定 (settings) in the menu for a new link."}
+}
+
+// durationText writes d for a parent: whole hours as hours, anything else in minutes, rounded
+// up.
+func durationText(d time.Duration) (zh, en string) {
+	n, zhUnit, enUnit := int((d+time.Minute-1)/time.Minute), "分鐘", "minute"
+	if d >= time.Hour && d%time.Hour == 0 {
+		n, zhUnit, enUnit = int(d/time.Hour), "小時", "hour"
+	}
+	if n != 1 {
+		enUnit += "s"
+	}
+	return fmt.Sprintf("%d %s", n, zhUnit), fmt.Sprintf("%d %s", n, enUnit)
+}
+
+// retryText tells a parent from when they may try again, in the configured zone.
+func (s *Settings) retryText(at time.Time) (zh, en string) {
+	at = at.In(s.cfg.Location)
+	zone := s.cfg.Location.String() + " time"
+	if zone == ecardbot.Taipei.String()+" time" {
+		zone = "Taipei time"
+	}
+	return at.Format("01/02 15:04"), at.Format("15:04 on 2 Jan") + " (" + zone + ")"
+}
 
 // flashes are the notices shown on the settings page after a change, chosen by a fixed key in
 // the redirect's query so that no text travels in a URL.

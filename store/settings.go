@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -102,15 +103,18 @@ func (s *SettingsService) CreateSession(ctx context.Context, idHash string, sess
 	return nil
 }
 
-// FindSession returns the session. Returns ENOTFOUND for an unknown or expired one.
+// FindSession returns the session. Returns ENOTFOUND for an unknown or expired one, and for
+// one whose guardian has no LINE binding any more: whatever else unlinking cleans up, a
+// session never outlives the binding it was opened through.
 func (s *SettingsService) FindSession(ctx context.Context, idHash string, now time.Time) (ecardbot.SettingsSession, error) {
 	var rows []struct {
 		GuardianID int64
 		CSRFSecret string `gorm:"column:csrf_secret"`
 		ExpiresAt  time.Time
 	}
-	err := s.db.gorm.WithContext(ctx).Raw(`SELECT guardian_id, csrf_secret, expires_at FROM settings_sessions
-WHERE id_hash = ? AND expires_at > ?`, idHash, s.db.timeArg(now)).Scan(&rows).Error
+	err := s.db.gorm.WithContext(ctx).Raw(`SELECT ss.guardian_id, ss.csrf_secret, ss.expires_at FROM settings_sessions ss
+JOIN guardians g ON g.id = ss.guardian_id
+WHERE ss.id_hash = ? AND ss.expires_at > ? AND g.line_user_id IS NOT NULL`, idHash, s.db.timeArg(now)).Scan(&rows).Error
 	if err != nil {
 		return ecardbot.SettingsSession{}, fmt.Errorf("find session: %w", mapError(err))
 	}
@@ -267,32 +271,127 @@ func (s *SettingsService) MatchStudent(ctx context.Context, guardianID int64, q 
 	return studentID, nil
 }
 
-// CreateEmailConfirmation stores a confirmation of address for the guardian.
+// CreateEmailConfirmation stores a confirmation of address for the guardian without any limit
+// on how many: for tools and tests. The settings pages use CreateEmailConfirmationLimited.
 func (s *SettingsService) CreateEmailConfirmation(ctx context.Context, tokenHash string, guardianID int64, email string, now, expiresAt time.Time) error {
-	err := s.insertForGuardian(ctx, "email_confirmations", guardianID, now,
-		`INSERT INTO email_confirmations (token_hash, guardian_id, email, expires_at, created_at) SELECT ?, id, ?, ?, ? FROM guardians WHERE id = ?`,
-		tokenHash, email, s.db.timeArg(expiresAt), s.db.timeArg(now), guardianID)
+	return s.CreateEmailConfirmationLimited(ctx, tokenHash, guardianID, email, now, expiresAt, 0, 0)
+}
+
+// CreateEmailConfirmationLimited stores a confirmation of address for the guardian unless the
+// guardian already has max confirmations created in the window before now (max <= 0: no
+// limit). As MatchStudent does, it locks the guardian's row first (PostgreSQL; SQLite's single
+// writer does the same), so two requests of one guardian on two replicas are counted one after
+// the other. It counts rows by created_at, used, expired or not. The guardian's expired rows
+// created before the window are deleted first; the retention sweep deletes expired rows
+// whenever they were created, which loses none of the window's rows as long as a
+// confirmation lives longer than the window (the pages' live 24 hours, against one hour).
+func (s *SettingsService) CreateEmailConfirmationLimited(ctx context.Context, tokenHash string, guardianID int64, email string, now, expiresAt time.Time, maxMails int, window time.Duration) error {
+	nowArg := s.db.timeArg(now)
+	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		lock := `SELECT id FROM guardians WHERE id = ?`
+		if s.db.dialect == DialectPostgres {
+			lock += ` FOR UPDATE`
+		}
+		var ids []int64
+		if err := tx.Raw(lock, guardianID).Scan(&ids).Error; err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return noGuardian
+		}
+		// Expired rows go, except those the limit still counts.
+		if err := tx.Exec(`DELETE FROM email_confirmations WHERE guardian_id = ? AND expires_at <= ? AND created_at <= ?`,
+			guardianID, nowArg, s.db.timeArg(now.Add(-window))).Error; err != nil {
+			return err
+		}
+		if maxMails > 0 {
+			var sent []time.Time
+			if err := tx.Raw(`SELECT created_at FROM email_confirmations WHERE guardian_id = ? AND created_at > ? ORDER BY created_at`,
+				guardianID, s.db.timeArg(now.Add(-window))).Scan(&sent).Error; err != nil {
+				return err
+			}
+			if len(sent) >= maxMails {
+				// Another mail may go once enough of these have left the window.
+				return &ecardbot.TooManyMailsError{RetryAt: sent[len(sent)-maxMails].UTC().Add(window)}
+			}
+		}
+		return tx.Exec(`INSERT INTO email_confirmations (token_hash, guardian_id, email, expires_at, created_at) VALUES (?, ?, ?, ?, ?)`,
+			tokenHash, guardianID, email, s.db.timeArg(expiresAt), nowArg).Error
+	})
 	if err != nil {
 		return fmt.Errorf("create e-mail confirmation: %w", mapError(err))
 	}
 	return nil
 }
 
-// UseEmailConfirmation marks the confirmation used in one conditional UPDATE, as
-// UseSettingsLink does.
-func (s *SettingsService) UseEmailConfirmation(ctx context.Context, tokenHash string, now time.Time) (int64, string, error) {
+// PeekEmailConfirmation returns the guardian and address of a confirmation that can still be
+// used, without using it.
+func (s *SettingsService) PeekEmailConfirmation(ctx context.Context, tokenHash string, now time.Time) (int64, string, error) {
 	var rows []struct {
 		GuardianID int64
 		Email      string
 	}
-	err := s.db.gorm.WithContext(ctx).Raw(`UPDATE email_confirmations SET used_at = ?
-WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING guardian_id, email`,
-		s.db.timeArg(now), tokenHash, s.db.timeArg(now)).Scan(&rows).Error
+	err := s.db.gorm.WithContext(ctx).Raw(`SELECT guardian_id, email FROM email_confirmations
+WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?`, tokenHash, s.db.timeArg(now)).Scan(&rows).Error
 	if err != nil {
-		return 0, "", fmt.Errorf("use e-mail confirmation: %w", mapError(err))
+		return 0, "", fmt.Errorf("peek e-mail confirmation: %w", mapError(err))
 	}
 	if len(rows) == 0 {
-		return 0, "", fmt.Errorf("use e-mail confirmation: %w", s.spent(ctx, "email_confirmations", tokenHash))
+		return 0, "", fmt.Errorf("peek e-mail confirmation: %w", s.spent(ctx, "email_confirmations", tokenHash))
 	}
 	return rows[0].GuardianID, rows[0].Email, nil
+}
+
+// errUnusable ends UseEmailConfirmation's transaction, which changed nothing, when no row was
+// left to use.
+var errUnusable = errors.New("confirmation not usable")
+
+// UseEmailConfirmation marks the confirmation used in one conditional UPDATE, as
+// UseSettingsLink does, then, in the same transaction, confirms the guardian's address in
+// another: UPDATE guardians … WHERE id = ? AND email = <the confirmation's address>. So an
+// address the parent changed after reading the guardian, on this replica or another, is never
+// marked confirmed. A confirmation that finds the address changed is used up all the same:
+// the address it was mailed to is no longer the guardian's.
+func (s *SettingsService) UseEmailConfirmation(ctx context.Context, tokenHash string, now time.Time) (int64, string, error) {
+	var (
+		row struct {
+			GuardianID int64
+			Email      string
+		}
+		confirmed bool
+	)
+	nowArg := s.db.timeArg(now)
+	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []struct {
+			GuardianID int64
+			Email      string
+		}
+		if err := tx.Raw(`UPDATE email_confirmations SET used_at = ?
+WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING guardian_id, email`,
+			nowArg, tokenHash, nowArg).Scan(&rows).Error; err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return errUnusable
+		}
+		row = rows[0]
+		// The first confirmation of an address keeps its time; a later one of the same
+		// address changes nothing but updated_at.
+		res := tx.Exec(`UPDATE guardians SET email_confirmed_at = COALESCE(email_confirmed_at, ?), updated_at = ?
+WHERE id = ? AND email = ?`, nowArg, nowArg, row.GuardianID, row.Email)
+		if res.Error != nil {
+			return res.Error
+		}
+		confirmed = res.RowsAffected > 0
+		return nil
+	})
+	switch {
+	case errors.Is(err, errUnusable):
+		return 0, "", fmt.Errorf("use e-mail confirmation: %w", s.spent(ctx, "email_confirmations", tokenHash))
+	case err != nil:
+		return 0, "", fmt.Errorf("use e-mail confirmation: %w", mapError(err))
+	case !confirmed:
+		return row.GuardianID, row.Email, fmt.Errorf("use e-mail confirmation: %w", ecardbot.ErrEmailChanged)
+	}
+	return row.GuardianID, row.Email, nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 )
 
 // settingsFixture is a migrated database with school 313601 (大安區 國小), pupils 1001–1003 and
-// two guardians: g1 of 1001, g2 of nobody.
+// two linked guardians: g1 of 1001, g2 of nobody.
 type settingsFixture struct {
 	db     *DB
 	svc    *SettingsService
@@ -31,10 +32,16 @@ func newSettingsFixture(t *testing.T, b backend) *settingsFixture {
 		now: time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)}
 	MustImportRoster(t, db, "313601", entry(2, "1001", "C1"), entry(3, "1002", "C2"), entry(4, "1003", "C3"))
 	f.s1 = studentID(t, db, f.school, "1001")
-	f.g1 = mustGuardian(t, db, seedGuardian{taipeiPass: "tp1", students: []int64{f.s1}})
-	f.g2 = mustGuardian(t, db, seedGuardian{taipeiPass: "tp2"})
+	f.g1 = mustGuardian(t, db, seedGuardian{taipeiPass: "tp1", lineUser: settingsLineUser1, students: []int64{f.s1}})
+	f.g2 = mustGuardian(t, db, seedGuardian{taipeiPass: "tp2", lineUser: settingsLineUser2})
 	return f
 }
+
+// The LINE users the fixture's guardians are linked to.
+const (
+	settingsLineUser1 = "U10000000000000000000000000000001"
+	settingsLineUser2 = "U10000000000000000000000000000002"
+)
 
 func wantCode(t *testing.T, what string, err error, code string) {
 	t.Helper()
@@ -128,6 +135,34 @@ func TestSettingsSessions(t *testing.T) {
 	})
 }
 
+// TestSessionOfUnlinkedGuardian: a live session stops working as soon as its guardian has no
+// LINE binding, whoever cleared it and whatever else was cleaned up.
+func TestSessionOfUnlinkedGuardian(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		f := newSettingsFixture(t, b)
+		for _, g := range []int64{f.g1, f.g2} {
+			sess := ecardbot.SettingsSession{GuardianID: g, CSRFSecret: "s", ExpiresAt: f.now.Add(time.Hour)}
+			if err := f.svc.CreateSession(ctx, fmt.Sprint("sid-", g), sess, f.now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Only the binding goes: the session row stays, as it would if a cleanup were missed.
+		if err := f.db.gorm.Exec(`UPDATE guardians SET line_user_id = NULL WHERE id = ?`, f.g1).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n := count(t, f.db, "settings_sessions"); n != 2 {
+			t.Fatalf("%d sessions stored, want 2", n)
+		}
+		_, err := f.svc.FindSession(ctx, fmt.Sprint("sid-", f.g1), f.now.Add(time.Minute))
+		wantCode(t, "session of an unlinked guardian", err, ecardbot.ENOTFOUND)
+		if got, err := f.svc.FindSession(ctx, fmt.Sprint("sid-", f.g2), f.now.Add(time.Minute)); err != nil || got.GuardianID != f.g2 {
+			t.Errorf("session of the still linked guardian: %+v, %v", got, err)
+		}
+	})
+}
+
 func TestMatchStudent(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -207,18 +242,170 @@ func TestEmailConfirmation(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
 		f := newSettingsFixture(t, b)
+		setEmail(t, f, f.g1, "parent@example.com")
 		if err := f.svc.CreateEmailConfirmation(ctx, "c1", f.g1, "parent@example.com", f.now, f.now.Add(24*time.Hour)); err != nil {
 			t.Fatal(err)
+		}
+		// Looking at it uses nothing and confirms nothing, however often.
+		for range 3 {
+			g, email, err := f.svc.PeekEmailConfirmation(ctx, "c1", f.now.Add(time.Minute))
+			if err != nil || g != f.g1 || email != "parent@example.com" {
+				t.Fatalf("PeekEmailConfirmation = %d, %q, %v", g, email, err)
+			}
+		}
+		if confirmedAt := emailConfirmedAt(t, f, f.g1); confirmedAt != nil {
+			t.Fatalf("confirmed at %v by looking at the confirmation", confirmedAt)
 		}
 		g, email, err := f.svc.UseEmailConfirmation(ctx, "c1", f.now.Add(time.Hour))
 		if err != nil || g != f.g1 || email != "parent@example.com" {
 			t.Fatalf("UseEmailConfirmation = %d, %q, %v", g, email, err)
 		}
+		// Using it is what confirms the address, as of the caller's now.
+		if at := emailConfirmedAt(t, f, f.g1); at == nil || !at.Equal(f.now.Add(time.Hour)) {
+			t.Errorf("confirmed at %v, want %v", at, f.now.Add(time.Hour))
+		}
+		_, _, err = f.svc.PeekEmailConfirmation(ctx, "c1", f.now.Add(time.Hour))
+		wantCode(t, "peek after use", err, ecardbot.ECONFLICT)
+		_, _, err = f.svc.PeekEmailConfirmation(ctx, "c2", f.now)
+		wantCode(t, "peek unknown", err, ecardbot.ENOTFOUND)
 		_, _, err = f.svc.UseEmailConfirmation(ctx, "c1", f.now.Add(time.Hour))
 		wantCode(t, "second use", err, ecardbot.ECONFLICT)
 		_, _, err = f.svc.UseEmailConfirmation(ctx, "c2", f.now)
 		wantCode(t, "unknown", err, ecardbot.ENOTFOUND)
 		wantCode(t, "unknown guardian", f.svc.CreateEmailConfirmation(ctx, "c3", 99999, "a@example.com", f.now, f.now), ecardbot.ENOTFOUND)
+	})
+}
+
+// setEmail gives the guardian an unconfirmed address.
+func setEmail(t *testing.T, f *settingsFixture, guardianID int64, email string) {
+	t.Helper()
+	if err := NewGuardianService(f.db).SetEmail(context.Background(), guardianID, email, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// emailConfirmedAt reads the guardian's email_confirmed_at.
+func emailConfirmedAt(t *testing.T, f *settingsFixture, guardianID int64) *time.Time {
+	t.Helper()
+	g, err := f.svc.Guardian(context.Background(), guardianID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.EmailConfirmedAt
+}
+
+// TestEmailConfirmationAddressChanged: a confirmation whose address is no longer the
+// guardian's confirms nothing, and is used up; the guardian's new address stays unconfirmed.
+func TestEmailConfirmationAddressChanged(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		f := newSettingsFixture(t, b)
+		setEmail(t, f, f.g1, "old@example.com")
+		if err := f.svc.CreateEmailConfirmation(ctx, "c1", f.g1, "old@example.com", f.now, f.now.Add(24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		// The parent changes the address after the page read the guardian, before the button.
+		setEmail(t, f, f.g1, "new@example.com")
+		g, email, err := f.svc.UseEmailConfirmation(ctx, "c1", f.now.Add(time.Minute))
+		if !errors.Is(err, ecardbot.ErrEmailChanged) || ecardbot.ErrorCode(err) != ecardbot.ECONFLICT {
+			t.Fatalf("UseEmailConfirmation after the address changed: %v, want ErrEmailChanged", err)
+		}
+		if g != f.g1 || email != "old@example.com" {
+			t.Errorf("UseEmailConfirmation = %d, %q", g, email)
+		}
+		got, err := f.svc.Guardian(ctx, f.g1)
+		if err != nil || got.Email != "new@example.com" || got.EmailConfirmedAt != nil {
+			t.Fatalf("guardian after a stale confirmation: %+v, %v", got, err)
+		}
+		_, _, err = f.svc.UseEmailConfirmation(ctx, "c1", f.now.Add(2*time.Minute))
+		wantCode(t, "stale confirmation used again", err, ecardbot.ECONFLICT)
+		if errors.Is(err, ecardbot.ErrEmailChanged) {
+			t.Error("a used confirmation is reported as an address change")
+		}
+
+		// Back to the old address: only a confirmation made for it now can confirm it.
+		setEmail(t, f, f.g1, "old@example.com")
+		if err := f.svc.CreateEmailConfirmation(ctx, "c2", f.g1, "old@example.com", f.now, f.now.Add(24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.svc.UseEmailConfirmation(ctx, "c2", f.now.Add(3*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if at := emailConfirmedAt(t, f, f.g1); at == nil {
+			t.Error("the current address was not confirmed")
+		}
+	})
+}
+
+// TestEmailConfirmationLimit: five confirmations within the hour, then the sixth is refused
+// with the time the oldest leaves the window; used and expired ones count as long as they were
+// created within the hour, and the limit is the guardian's own.
+func TestEmailConfirmationLimit(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		f := newSettingsFixture(t, b)
+		create := func(token string, at time.Time, ttl time.Duration, guardian int64) error {
+			return f.svc.CreateEmailConfirmationLimited(ctx, token, guardian, "a@example.com", at, at.Add(ttl), 5, time.Hour)
+		}
+		for i := range 5 {
+			at := f.now.Add(time.Duration(i) * time.Minute)
+			ttl := 24 * time.Hour
+			if i == 1 {
+				ttl = time.Minute // expired before the sixth: still counted
+			}
+			if err := create(fmt.Sprint("c", i), at, ttl, f.g1); err != nil {
+				t.Fatalf("confirmation %d: %v", i+1, err)
+			}
+		}
+		if _, _, err := f.svc.UseEmailConfirmation(ctx, "c0", f.now.Add(5*time.Minute)); err != nil && !errors.Is(err, ecardbot.ErrEmailChanged) {
+			t.Fatal(err)
+		}
+		err := create("c5", f.now.Add(30*time.Minute), 24*time.Hour, f.g1)
+		var tooMany *ecardbot.TooManyMailsError
+		if !errors.As(err, &tooMany) || ecardbot.ErrorCode(err) != ecardbot.ERATELIMITED {
+			t.Fatalf("sixth confirmation: %v, want TooManyMailsError", err)
+		}
+		if want := f.now.Add(time.Hour); !tooMany.RetryAt.Equal(want) {
+			t.Errorf("RetryAt %v, want %v", tooMany.RetryAt, want)
+		}
+		var n int64
+		if err := f.db.gorm.Raw(`SELECT count(*) FROM email_confirmations WHERE token_hash = 'c5'`).Scan(&n).Error; err != nil || n != 0 {
+			t.Errorf("the refused confirmation was stored (%d rows, %v)", n, err)
+		}
+		// Another guardian is not limited by g1's mails.
+		if err := create("other", f.now.Add(30*time.Minute), 24*time.Hour, f.g2); err != nil {
+			t.Errorf("another guardian: %v", err)
+		}
+		// Once the first leaves the window, one more is allowed, and then none again.
+		if err := create("c6", f.now.Add(time.Hour+time.Second), 24*time.Hour, f.g1); err != nil {
+			t.Errorf("after the window: %v", err)
+		}
+		if err := create("c7", f.now.Add(time.Hour+2*time.Second), 24*time.Hour, f.g1); !errors.As(err, &tooMany) {
+			t.Errorf("right after the window again: %v, want TooManyMailsError", err)
+		}
+		wantCode(t, "unknown guardian", create("c8", f.now, time.Hour, 99999), ecardbot.ENOTFOUND)
+	})
+}
+
+// TestEmailConfirmationLimitConcurrent asks for more confirmations at once than the limit
+// allows: the limit holds because a guardian's requests are serialised.
+func TestEmailConfirmationLimitConcurrent(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		f := newSettingsFixture(t, b)
+		var wg sync.WaitGroup
+		for i := range 12 {
+			wg.Go(func() {
+				_ = f.svc.CreateEmailConfirmationLimited(ctx, fmt.Sprint("c", i), f.g1, "a@example.com", f.now, f.now.Add(24*time.Hour), 5, time.Hour)
+			})
+		}
+		wg.Wait()
+		if n := count(t, f.db, "email_confirmations"); n != 5 {
+			t.Errorf("%d confirmations stored, want 5", n)
+		}
 	})
 }
 

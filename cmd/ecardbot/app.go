@@ -187,7 +187,7 @@ func (m *Main) newMailer() (*push.Mailer, error) {
 func (m *Main) registerWeb(engine *gin.Engine, line *lineapi.Client, mailer *push.Mailer) error {
 	cfg, log := m.Config, m.Logger
 	guardians := store.NewGuardianService(m.db)
-	pages, err := settings.New(settings.Config{PublicURL: cfg.PublicURL, SecretKey: []byte(cfg.SecretKey)}, settings.Deps{
+	pages, err := settings.New(settings.Config{PublicURL: cfg.PublicURL, SecretKey: []byte(cfg.SecretKey), Location: cfg.Timezone}, settings.Deps{
 		Guardians: guardians,
 		Settings:  store.NewSettingsService(m.db),
 		Mailer:    confirmationSender(mailer),
@@ -211,7 +211,7 @@ func (m *Main) registerWeb(engine *gin.Engine, line *lineapi.Client, mailer *pus
 	if err != nil {
 		return err
 	}
-	m.bot = bot.New(bot.Config{ChannelSecret: cfg.LineChannelSecret}, bot.Deps{
+	m.bot, err = bot.New(bot.Config{ChannelSecret: cfg.LineChannelSecret}, bot.Deps{
 		Users:     store.NewLineUserService(m.db),
 		Claims:    kv.NewEventClaims(m.kv, 0),
 		LINE:      line,
@@ -221,6 +221,9 @@ func (m *Main) registerWeb(engine *gin.Engine, line *lineapi.Client, mailer *pus
 		Linker:    links,
 		Settings:  pages,
 	})
+	if err != nil {
+		return err
+	}
 	// Debounce and staleness keep the store's defaults (store.DefaultDebounce,
 	// store.DefaultStaleness); the school day's zone is the environment's, the same one the API
 	// reads leave dates in.

@@ -130,7 +130,8 @@ func TestJourneyInChromium(t *testing.T) {
 	if confirm == "" {
 		t.Fatalf("no confirmation link in the mail:\n%s", mails[0].Text)
 	}
-	b.WantStatus(b.GoTo(confirm), http.StatusOK, "confirm e-mail")
+	b.WantStatus(b.GoTo(confirm), http.StatusOK, "open confirmation link")
+	b.WantStatus(b.Submit("#confirm-email"), http.StatusOK, "confirm e-mail")
 	b.Shot("email-confirmed")
 
 	// What PostgreSQL holds now.
