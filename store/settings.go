@@ -219,6 +219,23 @@ ORDER BY n.at DESC, n.id DESC, d.channel DESC`, guardianID, guardianID, s.db.tim
 	return out, nil
 }
 
+// lockGuardian locks the guardian's row for the rest of tx (PostgreSQL; SQLite has one writer
+// anyway), so that limits counted per guardian hold across replicas. noGuardian when unknown.
+func (s *SettingsService) lockGuardian(tx *gorm.DB, guardianID int64) error {
+	lock := `SELECT id FROM guardians WHERE id = ?`
+	if s.db.dialect == DialectPostgres {
+		lock += ` FOR UPDATE`
+	}
+	var ids []int64
+	if err := tx.Raw(lock, guardianID).Scan(&ids).Error; err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return noGuardian
+	}
+	return nil
+}
+
 // MatchStudent finds the student for 歸戶 under the guardian's attempt limit. The guardian's
 // row is locked first (PostgreSQL; SQLite's single writer does the same), so two attempts of
 // one guardian on two replicas are counted one after the other and never both slip under the
@@ -227,16 +244,8 @@ func (s *SettingsService) MatchStudent(ctx context.Context, guardianID int64, q 
 	var studentID int64
 	nowArg, from := s.db.timeArg(now), s.db.timeArg(now.Add(-window))
 	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		lock := `SELECT id FROM guardians WHERE id = ?`
-		if s.db.dialect == DialectPostgres {
-			lock += ` FOR UPDATE`
-		}
-		var ids []int64
-		if err := tx.Raw(lock, guardianID).Scan(&ids).Error; err != nil {
+		if err := s.lockGuardian(tx, guardianID); err != nil {
 			return err
-		}
-		if len(ids) == 0 {
-			return noGuardian
 		}
 		// Failures older than the window count for nothing any more.
 		if err := tx.Exec(`DELETE FROM settings_attempts WHERE guardian_id = ? AND at <= ?`, guardianID, from).Error; err != nil {
@@ -288,16 +297,8 @@ func (s *SettingsService) CreateEmailConfirmation(ctx context.Context, tokenHash
 func (s *SettingsService) CreateEmailConfirmationLimited(ctx context.Context, tokenHash string, guardianID int64, email string, now, expiresAt time.Time, maxMails int, window time.Duration) error {
 	nowArg := s.db.timeArg(now)
 	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		lock := `SELECT id FROM guardians WHERE id = ?`
-		if s.db.dialect == DialectPostgres {
-			lock += ` FOR UPDATE`
-		}
-		var ids []int64
-		if err := tx.Raw(lock, guardianID).Scan(&ids).Error; err != nil {
+		if err := s.lockGuardian(tx, guardianID); err != nil {
 			return err
-		}
-		if len(ids) == 0 {
-			return noGuardian
 		}
 		// Expired rows go, except those the limit still counts.
 		if err := tx.Exec(`DELETE FROM email_confirmations WHERE guardian_id = ? AND expires_at <= ? AND created_at <= ?`,
