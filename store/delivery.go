@@ -166,10 +166,24 @@ func (s *DeliveryService) MarkSent(ctx context.Context, id, lineRequestID string
 	return s.MarkSentBatch(ctx, []ecardbot.SentMark{{ID: id, LineRequestID: lineRequestID}})
 }
 
-// MarkSentBatch is MarkSent for many deliveries: one UPDATE per chunk, the request IDs chosen
-// by a CASE, which PostgreSQL and SQLite both take.
+// MarkSentBatch is MarkSent for many deliveries in one statement. On PostgreSQL the marks go
+// in as two arrays, so the statement's text, and its prepared plan, is the same for any number
+// of marks; SQLite, without arrays, picks each request ID with a CASE.
 func (s *DeliveryService) MarkSentBatch(ctx context.Context, marks []ecardbot.SentMark) error {
 	now := s.db.timeArg(s.now())
+	if s.db.dialect == DialectPostgres {
+		ids, reqs := make([]string, len(marks)), make([]string, len(marks))
+		for i, m := range marks {
+			ids[i], reqs[i] = m.ID, m.LineRequestID
+		}
+		_, err := s.db.exec(ctx, s.db.gorm.WithContext(ctx), `UPDATE deliveries d SET state = $1, line_request_id = v.req, sent_at = $2, updated_at = $2
+FROM unnest($3::text[], $4::text[]) AS v(id, req) WHERE d.id = v.id AND d.state IN `+active,
+			ecardbot.DeliverySent, now, ids, reqs)
+		if err != nil {
+			return fmt.Errorf("mark deliveries sent: %w", mapError(err))
+		}
+		return nil
+	}
 	for chunk := range chunks(marks, 4) { // three parameters a mark, and a few more
 		var req strings.Builder
 		args := make([]any, 0, 3*len(chunk)+3)

@@ -299,7 +299,7 @@ func waitSent(ctx context.Context, db *store.DB, before, total int, what string,
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(time.Second): // counting scans the table: often enough for a bar
 		}
 	}
 }
