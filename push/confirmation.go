@@ -7,8 +7,6 @@ import (
 	htmltemplate "html/template"
 	texttemplate "text/template"
 
-	"github.com/wneessen/go-mail"
-
 	ecardbot "github.com/taipei-doit/ecardbot"
 )
 
@@ -100,19 +98,10 @@ func (m *Mailer) SendConfirmation(ctx context.Context, to, lang, link string) er
 	if err := confirmationHTMLTmpl.Execute(&html, t); err != nil {
 		return fmt.Errorf("render confirmation mail: %w", err)
 	}
-	msg := mail.NewMsg()
-	if err := msg.FromFormat(m.fromName, m.fromAddr); err != nil {
-		return &MailError{Permanent: true, Reason: "bad From address", Err: err}
+	msg, err := m.newMsg(to, t.Subject, "", text.String(), html.String())
+	if err != nil {
+		return err
 	}
-	if err := msg.To(to); err != nil {
-		return &MailError{Permanent: true, Reason: "bad recipient address"}
-	}
-	msg.Subject(t.Subject)
-	msg.SetMessageID()
-	msg.SetDateWithValue(m.now().In(ecardbot.Taipei))
-	msg.SetGenHeader("Auto-Submitted", "auto-generated")
-	msg.SetBodyString(mail.TypeTextPlain, text.String())
-	msg.AddAlternativeString(mail.TypeTextHTML, html.String())
 	if err := m.client.DialAndSendWithContext(ctx, msg); err != nil {
 		return classify(ctx, err)
 	}

@@ -165,19 +165,29 @@ func (m *Mailer) message(d ecardbot.DeliveryDetail) (*mail.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render mail: %w", err)
 	}
+	return m.newMsg(d.Email, t.Tagged, m.MessageID(d.ID), text, html) // subject "【到校通知】王○明 07:42 到校"
+}
+
+// newMsg builds a mail of the service to one recipient, with the given Message-ID ("" for a
+// new one), plain text and its HTML alternative.
+func (m *Mailer) newMsg(to, subject, messageID, text, html string) (*mail.Msg, error) {
 	msg := mail.NewMsg()
 	if err := msg.FromFormat(m.fromName, m.fromAddr); err != nil {
 		return nil, &MailError{Permanent: true, Reason: "bad From address", Err: err}
 	}
-	if err := msg.To(d.Email); err != nil {
+	if err := msg.To(to); err != nil {
 		// go-mail's error quotes the address: keep it out.
 		return nil, &MailError{Permanent: true, Reason: "bad recipient address"}
 	}
-	msg.Subject(t.Tagged) // "【到校通知】王○明 07:42 到校" / "[Arrived] A○○ Chen arrived at school at 07:42"
-	msg.SetMessageIDWithValue(m.MessageID(d.ID))
+	msg.Subject(subject)
+	if messageID == "" {
+		msg.SetMessageID()
+	} else {
+		msg.SetMessageIDWithValue(messageID)
+	}
 	msg.SetDateWithValue(m.now().In(ecardbot.Taipei)) // the zone parents live in, for clients that show it raw
-	// RFC 3834: tells vacation responders and ticket systems not to answer a notice, which
-	// nobody at the From address would read.
+	// RFC 3834: tells vacation responders and ticket systems not to answer, as nobody at the
+	// From address would read it.
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
 	msg.SetBodyString(mail.TypeTextPlain, text)
 	msg.AddAlternativeString(mail.TypeTextHTML, html)

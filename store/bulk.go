@@ -75,6 +75,20 @@ func (db *DB) exec(ctx context.Context, tx *gorm.DB, sqlText string, args ...any
 	return n, err
 }
 
+// scanIDs reads rows of one int64 column, such as RETURNING id, and closes rows.
+func scanIDs(rows *sql.Rows) ([]int64, error) {
+	var ids []int64
+	err := scanAll(rows, func(r *sql.Rows) error {
+		var id int64
+		if err := r.Scan(&id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	return ids, err
+}
+
 // scanAll reads every row with scan and closes rows.
 func scanAll(rows *sql.Rows, scan func(*sql.Rows) error) error {
 	defer rows.Close()

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -146,15 +145,7 @@ func (s *RetentionService) purgeNotices(ctx context.Context, before string) (not
 			if err != nil {
 				return err
 			}
-			var ids []int64
-			err = scanAll(rows, func(r *sql.Rows) error {
-				var id int64
-				if err := r.Scan(&id); err != nil {
-					return err
-				}
-				ids = append(ids, id)
-				return nil
-			})
+			ids, err := scanIDs(rows)
 			if err != nil || len(ids) == 0 {
 				return err
 			}

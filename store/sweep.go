@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -192,15 +191,7 @@ RETURNING id`, day, s.db.timeArg(cutoff), result.Stale, s.db.timeArg(now), sc.ID
 	if err != nil {
 		return err
 	}
-	var fresh []int64
-	err = scanAll(rows, func(r *sql.Rows) error {
-		var id int64
-		if err := r.Scan(&id); err != nil {
-			return err
-		}
-		fresh = append(fresh, id)
-		return nil
-	})
+	fresh, err := scanIDs(rows)
 	if err != nil {
 		return err
 	}
