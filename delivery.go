@@ -75,6 +75,9 @@ type DeliveryService interface {
 	// Detail returns what a sender needs, with Reachable computed now. ENOTFOUND when the
 	// delivery no longer exists (its guardian was removed).
 	Detail(ctx context.Context, id string) (DeliveryDetail, error)
+	// Details is Detail for many deliveries at once, in no particular order; those that no
+	// longer exist are left out.
+	Details(ctx context.Context, ids []string) ([]DeliveryDetail, error)
 	// MarkSent records that the channel accepted the delivery.
 	MarkSent(ctx context.Context, id, lineRequestID string) error
 	// MarkSentBatch is MarkSent for many deliveries in one statement.

@@ -1,9 +1,11 @@
 package linesim
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -172,6 +174,11 @@ type errorBody struct {
 	SentMessages []sentMessage `json:"sentMessages,omitempty"`
 }
 
+// sentMessagesBody is the answer to a push or a reply.
+type sentMessagesBody struct {
+	SentMessages []sentMessage `json:"sentMessages"`
+}
+
 type sentMessage struct {
 	ID         string `json:"id"`
 	QuoteToken string `json:"quoteToken,omitempty"`
@@ -245,11 +252,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	c := &call{s: s, w: w, r: r, id: newRequestID()}
 	w.Header().Set("X-Line-Request-Id", c.id)
 	at := s.now()
-	body, _ := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	body := readBody(r)
 	c.body = body
 	defer func() {
 		s.record(c, at)
-		s.log.Debug("api request", "route", routePattern(c.rt), "status", c.status, "line_request_id", c.id)
+		// Checked first because the arguments are allocated even when the line is discarded.
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("api request", "route", routePattern(c.rt), "status", c.status, "line_request_id", c.id)
+		}
 	}()
 
 	rt, params, pathKnown := s.match(r.Method, r.URL.Path)
@@ -309,6 +319,28 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.h(c)
+}
+
+// readBody reads the body, cut after maxBodyBytes+1 bytes. A body within the limit that
+// announces its length is read into one buffer of that size, where io.ReadAll would grow one
+// step by step.
+func readBody(r *http.Request) []byte {
+	size := 512
+	if n := r.ContentLength; n > 0 && n <= maxBodyBytes {
+		size = int(n) + 1 // room to meet EOF without growing
+	}
+	b := make([]byte, 0, size)
+	lr := io.LimitReader(r.Body, maxBodyBytes+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			return b
+		}
+	}
 }
 
 // authorized checks the bearer token, answering 401 with LINE's texts when it is missing or wrong.

@@ -2,19 +2,28 @@ package linesim
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
-	"math/big"
-	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/oklog/ulid/v2"
 )
 
-var userIDPattern = regexp.MustCompile(`^U[0-9a-f]{32}$`)
-
 // ValidUserID reports whether id has the shape of a LINE user ID: "U" and 32 lowercase hex digits.
-func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+func ValidUserID(id string) bool {
+	// A loop rather than a regular expression: every push checks one, some under s.mu.
+	if len(id) != 33 || id[0] != 'U' {
+		return false
+	}
+	for _, c := range []byte(id[1:]) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // NewUserID returns a random, well-formed LINE user ID.
 func NewUserID() string { return "U" + randomHex(16) }
@@ -49,10 +58,16 @@ func newRequestID() string { return uuid.NewString() }
 // newReplyToken returns a reply token: 32 lowercase hex digits, as LINE's are.
 func newReplyToken() string { return randomHex(16) }
 
-// newMessageID returns a numeric message ID of 18 digits, the shape LINE uses.
+// newMessageID returns a numeric message ID of 18 digits, the shape LINE uses: 10^17 plus a
+// uniform draw below 9·10^17, rejecting the 60-bit draws above it as rand.Int would.
 func newMessageID() string {
-	n, _ := rand.Int(rand.Reader, big.NewInt(9e17))
-	return n.Add(n, big.NewInt(1e17)).String()
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if n := binary.LittleEndian.Uint64(b[:]) >> 4; n < 9e17 {
+			return strconv.FormatUint(n+1e17, 10)
+		}
+	}
 }
 
 // newQuoteToken returns an opaque quote token.

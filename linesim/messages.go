@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -40,14 +41,43 @@ func (s *Server) refreshReplyTokenLocked(tok string) {
 	}
 }
 
-// rawMessages returns the body's message objects byte for byte, for the inbox. Call it after
-// validation, which guarantees there are some.
-func (c *call) rawMessages() []json.RawMessage {
+// outgoing is a validated message object: its text exactly as the bot sent it, for the inbox,
+// and its decoded form, for rendering.
+type outgoing struct {
+	raw json.RawMessage
+	obj map[string]any
+}
+
+// outgoingMessages returns the message objects of body, the request body decoded for
+// validation. Call it after validation, which guarantees there are some.
+//
+// The texts come from filling a struct, as the emulator always has: encoding/json matches its
+// field in any letter case, the last match winning, so with {"messages":[a],"Messages":[b]}
+// the checker sees a and the inbox gets b. Only when no other member name matches "messages"
+// are the texts surely those of body["messages"], and the objects are taken from body rather
+// than decoded again, which used to cost as much as the rest of a push.
+func (c *call) outgoingMessages(body map[string]any) []outgoing {
 	var req struct {
 		Messages []json.RawMessage `json:"messages"`
 	}
 	_ = json.Unmarshal(c.body, &req)
-	return req.Messages
+	objs, _ := body["messages"].([]any)
+	same := len(objs) == len(req.Messages)
+	for k := range body {
+		if k != "messages" && strings.EqualFold(k, "messages") { // encoding/json's folding
+			same = false
+		}
+	}
+	out := make([]outgoing, len(req.Messages))
+	for i, raw := range req.Messages {
+		out[i].raw = raw
+		if same {
+			out[i].obj, _ = objs[i].(map[string]any)
+		} else {
+			_ = json.Unmarshal(raw, &out[i].obj)
+		}
+	}
+	return out
 }
 
 // decodeObject parses the body as a JSON object for validation.
@@ -68,14 +98,14 @@ func (s *Server) handleReply(c *call) {
 	if !ok {
 		return
 	}
-	var ck checker
+	ck := checker{textLen: len(c.body)}
 	token := ck.str(body, "", "replyToken", true, 1, 0)
 	ck.messages(body)
 	if len(ck.details) > 0 {
 		c.invalid(ck.details)
 		return
 	}
-	msgs, sent := s.render("reply", c.id, c.rawMessages())
+	msgs, sent := s.render("reply", c.id, c.outgoingMessages(body))
 	s.mu.Lock()
 	rt := s.replyTokens[token]
 	if rt == nil || rt.used || s.now().After(rt.expires) {
@@ -90,7 +120,7 @@ func (s *Server) handleReply(c *call) {
 	}
 	s.deliverLocked(to, msgs)
 	s.mu.Unlock()
-	c.json(http.StatusOK, map[string]any{"sentMessages": sent})
+	c.json(http.StatusOK, sentMessagesBody{SentMessages: sent})
 }
 
 func (s *Server) handlePush(c *call) {
@@ -98,7 +128,7 @@ func (s *Server) handlePush(c *call) {
 	if !ok {
 		return
 	}
-	var ck checker
+	ck := checker{textLen: len(c.body)}
 	to := ck.str(body, "", "to", true, 1, 0)
 	ck.messages(body)
 	if len(ck.details) > 0 {
@@ -109,7 +139,7 @@ func (s *Server) handlePush(c *call) {
 		c.fail(http.StatusBadRequest, "The property, 'to', in the request body is invalid (line: -, column: -)")
 		return
 	}
-	msgs, sent := s.render("push", c.id, c.rawMessages())
+	msgs, sent := s.render("push", c.id, c.outgoingMessages(body))
 	s.mu.Lock()
 	u := s.userForSendLocked(to)
 	if u == nil {
@@ -130,7 +160,7 @@ func (s *Server) handlePush(c *call) {
 	s.deliverLocked(recipients, msgs)
 	c.sent = sent
 	s.mu.Unlock()
-	c.json(http.StatusOK, map[string]any{"sentMessages": c.sent})
+	c.json(http.StatusOK, sentMessagesBody{SentMessages: c.sent})
 }
 
 func (s *Server) handleMulticast(c *call) {
@@ -138,7 +168,7 @@ func (s *Server) handleMulticast(c *call) {
 	if !ok {
 		return
 	}
-	var ck checker
+	ck := checker{textLen: len(c.body)}
 	var ids []string
 	for i, v := range ck.arr(body, "", "to", 1, maxMulticastTargets) {
 		id, _ := v.(string)
@@ -155,7 +185,7 @@ func (s *Server) handleMulticast(c *call) {
 		c.invalid(ck.details)
 		return
 	}
-	msgs, _ := s.render("multicast", c.id, c.rawMessages())
+	msgs, _ := s.render("multicast", c.id, c.outgoingMessages(body))
 	s.mu.Lock()
 	var recipients []*user
 	for _, id := range ids {
@@ -172,13 +202,13 @@ func (s *Server) handleBroadcast(c *call) {
 	if !ok {
 		return
 	}
-	var ck checker
+	ck := checker{textLen: len(c.body)}
 	ck.messages(body)
 	if len(ck.details) > 0 {
 		c.invalid(ck.details)
 		return
 	}
-	msgs, _ := s.render("broadcast", c.id, c.rawMessages())
+	msgs, _ := s.render("broadcast", c.id, c.outgoingMessages(body))
 	s.mu.Lock()
 	var recipients []*user
 	for _, id := range s.userOrder {
@@ -215,7 +245,7 @@ func (s *Server) handleValidateMessages(c *call) {
 	if !ok {
 		return
 	}
-	var ck checker
+	ck := checker{textLen: len(c.body)}
 	ck.messages(body)
 	if len(ck.details) > 0 {
 		c.invalid(ck.details)
@@ -238,13 +268,13 @@ func (s *Server) deliverLocked(recipients []*user, rendered []Message) {
 
 // render gives each message an ID (and a quote token where LINE gives one) and turns it into
 // what a chat shows, before the caller takes s.mu: rendering
-// decodes every message, and under the lock it made each push wait for all the others.
+// walks every message, and under the lock it made each push wait for all the others.
 // It also returns what the API answers about each message (sentMessages).
-func (s *Server) render(via, requestID string, msgs []json.RawMessage) ([]Message, []sentMessage) {
+func (s *Server) render(via, requestID string, msgs []outgoing) ([]Message, []sentMessage) {
 	rendered := make([]Message, len(msgs))
 	sent := make([]sentMessage, len(msgs))
-	for i, raw := range msgs {
-		m := renderMessage(raw)
+	for i, out := range msgs {
+		m := renderObject(out.raw, out.obj)
 		m.ID, m.Via, m.RequestID, m.At = newMessageID(), via, requestID, s.now()
 		sent[i].ID = m.ID
 		if slices.Contains([]string{"text", "textV2", "sticker", "image", "video"}, m.Type) {

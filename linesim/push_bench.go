@@ -26,7 +26,7 @@ func (s *Server) PushAnswers() []PushAnswer {
 	}
 	s.mu.Lock()
 	recs := make([]rec, 0, len(s.records))
-	for _, r := range s.records {
+	for r := range s.recordsLocked() {
 		if r.Route == RoutePush {
 			// A recorded body is never written again, so it may be read outside the lock.
 			recs = append(recs, rec{r.Time, r.Status, r.RetryKey(), r.Body})

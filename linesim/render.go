@@ -29,6 +29,11 @@ type Action struct {
 func renderMessage(raw json.RawMessage) Message {
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
+	return renderObject(raw, m)
+}
+
+// renderObject is renderMessage for a message object already decoded from raw.
+func renderObject(raw json.RawMessage, m map[string]any) Message {
 	msg := Message{Raw: raw, Lines: []string{}, Actions: []Action{}}
 	msg.Type, _ = m["type"].(string)
 	altText, _ := m["altText"].(string)

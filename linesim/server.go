@@ -96,7 +96,8 @@ type Server struct {
 	aliasOrder  []string
 	events      map[string]Event // by webhookEventId, for Redeliver
 	deliveries  []Delivery
-	records     []Request
+	records     []Request // with a RecordLimit, a ring whose oldest entry is at recordStart
+	recordStart int
 	faults      []*faultRule
 	nextFault   int
 	seq         int64

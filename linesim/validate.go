@@ -5,19 +5,42 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
 // checker collects LINE-style error details ({message, property}) while walking a request.
 // Properties use LINE's notation, such as "messages[0].template.actions[4]".
-type checker struct{ details []errorDetail }
+type checker struct {
+	details []errorDetail
+	// textLen is the length of the JSON text the checked values were decoded from; zero when
+	// unknown. It bounds how long any of them re-encodes (see encodedOver).
+	textLen int
+}
+
+// maxEncodedGrowth bounds how much longer encoding/json re-encodes a decoded value than the
+// text it came from: a byte of a string grows at most to six ("<" becomes "\u003c"), a number
+// at most to 21 bytes from four ("1e20"), and the rest only shrinks (spaces, duplicate keys,
+// escapes of plain characters). FuzzEncodedGrowth checks it.
+const maxEncodedGrowth = 6
+
+// encodedOver reports whether v, decoded from the checked text, is longer than limit bytes
+// once re-encoded, the measure LINE caps flex containers by. Re-encoding a container costs
+// more than the rest of a push's checks, so it is skipped when the whole text is too short
+// for any value in it to pass the limit.
+func (ck *checker) encodedOver(v any, limit int) bool {
+	if ck.textLen > 0 && ck.textLen*maxEncodedGrowth <= limit {
+		return false
+	}
+	return len(mustJSON(v)) > limit
+}
 
 func (ck *checker) add(prop, format string, args ...any) {
 	ck.details = append(ck.details, errorDetail{Message: fmt.Sprintf(format, args...), Property: prop})
 }
 
-func idx(prop string, i int) string { return fmt.Sprintf("%s[%d]", prop, i) }
+func idx(prop string, i int) string { return prop + "[" + strconv.Itoa(i) + "]" }
 
 func field(prop, key string) string {
 	if prop == "" {
@@ -27,62 +50,59 @@ func field(prop, key string) string {
 }
 
 // str checks m[key] is a string of min..max characters (max 0: no limit) when required or
-// present, and returns it.
+// present, and returns it. Like obj and arr, it spells out the property only for a detail.
 func (ck *checker) str(m map[string]any, prop, key string, required bool, minLen, maxLen int) string {
-	p := field(prop, key)
 	v, ok := m[key]
 	if !ok || v == nil {
 		if required {
-			ck.add(p, "must be specified")
+			ck.add(field(prop, key), "must be specified")
 		}
 		return ""
 	}
 	s, ok := v.(string)
 	if !ok {
-		ck.add(p, "must be a string")
+		ck.add(field(prop, key), "must be a string")
 		return ""
 	}
 	n := utf8.RuneCountInString(s)
 	if n < minLen && minLen == 1 {
-		ck.add(p, "May not be empty")
+		ck.add(field(prop, key), "May not be empty")
 	} else if n < minLen || maxLen > 0 && n > maxLen {
-		ck.add(p, "Length must be between %d and %d", minLen, maxLen)
+		ck.add(field(prop, key), "Length must be between %d and %d", minLen, maxLen)
 	}
 	return s
 }
 
 func (ck *checker) obj(m map[string]any, prop, key string, required bool) map[string]any {
-	p := field(prop, key)
 	v, ok := m[key]
 	if !ok || v == nil {
 		if required {
-			ck.add(p, "must be specified")
+			ck.add(field(prop, key), "must be specified")
 		}
 		return nil
 	}
 	o, ok := v.(map[string]any)
 	if !ok {
-		ck.add(p, "must be an object")
+		ck.add(field(prop, key), "must be an object")
 	}
 	return o
 }
 
 func (ck *checker) arr(m map[string]any, prop, key string, minLen, maxLen int) []any {
-	p := field(prop, key)
 	v, ok := m[key]
 	if !ok || v == nil {
 		if minLen > 0 {
-			ck.add(p, "must be specified")
+			ck.add(field(prop, key), "must be specified")
 		}
 		return nil
 	}
 	a, ok := v.([]any)
 	if !ok {
-		ck.add(p, "must be an array")
+		ck.add(field(prop, key), "must be an array")
 		return nil
 	}
 	if len(a) < minLen || len(a) > maxLen {
-		ck.add(p, "Size must be between %d and %d", minLen, maxLen)
+		ck.add(field(prop, key), "Size must be between %d and %d", minLen, maxLen)
 	}
 	return a
 }
@@ -245,15 +265,14 @@ func (ck *checker) actions(m map[string]any, p string, minLen, maxLen int, where
 
 // Flex containers are capped by JSON size: 30 KB a bubble, 50 KB a carousel.
 func (ck *checker) flex(p string, c map[string]any) {
-	size := len(mustJSON(c))
 	switch typ := ck.str(c, p, "type", true, 1, 0); typ {
 	case "bubble":
-		if size > 30*1024 {
+		if ck.encodedOver(c, 30*1024) {
 			ck.add(p, "The size of a bubble must be 30 KB or less")
 		}
 		ck.flexActions(p, c)
 	case "carousel":
-		if size > 50*1024 {
+		if ck.encodedOver(c, 50*1024) {
 			ck.add(p, "The size of a carousel must be 50 KB or less")
 		}
 		for i, b := range ck.arr(c, p, "contents", 1, 12) {
@@ -271,22 +290,67 @@ func (ck *checker) flex(p string, c map[string]any) {
 	}
 }
 
-// flexActions validates every "action" found in a flex component tree.
+// flexActions validates every "action" found in a flex component tree whose property is p.
+// A bubble has dozens of boxes and texts, and building the property of each cost more than
+// walking them, so the walk keeps the way down as steps and spells a property out only for an
+// action.
 func (ck *checker) flexActions(p string, v any) {
+	steps := make([]flexStep, 0, 8)
+	ck.flexActionsUnder(p, &steps, v)
+}
+
+// flexStep is one step down a flex tree: into the member key, or to element index when it is
+// not negative.
+type flexStep struct {
+	key   string
+	index int
+}
+
+func (ck *checker) flexActionsUnder(p string, steps *[]flexStep, v any) {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, child := range x {
-			if a, ok := child.(map[string]any); ok && k == "action" {
-				ck.action(field(p, k), a, inFlex)
-				continue
+			if !isContainer(child) {
+				continue // a leaf holds no action
 			}
-			ck.flexActions(field(p, k), child)
+			*steps = append(*steps, flexStep{key: k, index: -1})
+			if a, ok := child.(map[string]any); ok && k == "action" {
+				ck.action(flexProperty(p, *steps), a, inFlex)
+			} else {
+				ck.flexActionsUnder(p, steps, child)
+			}
+			*steps = (*steps)[:len(*steps)-1]
 		}
 	case []any:
 		for i, child := range x {
-			ck.flexActions(idx(p, i), child)
+			if isContainer(child) {
+				*steps = append(*steps, flexStep{index: i})
+				ck.flexActionsUnder(p, steps, child)
+				*steps = (*steps)[:len(*steps)-1]
+			}
 		}
 	}
+}
+
+// flexProperty spells out the property steps lead to from p.
+func flexProperty(p string, steps []flexStep) string {
+	for _, st := range steps {
+		if st.index >= 0 {
+			p = idx(p, st.index)
+		} else {
+			p = field(p, st.key)
+		}
+	}
+	return p
+}
+
+// isContainer reports whether a decoded JSON value is an object or an array.
+func isContainer(v any) bool {
+	switch v.(type) {
+	case map[string]any, []any:
+		return true
+	}
+	return false
 }
 
 type actionPlace int

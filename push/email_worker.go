@@ -29,8 +29,8 @@ type EmailWorkerConfig struct {
 	// RetryWindow is how long after its creation a delivery may still be tried; zero means 23 h.
 	RetryWindow time.Duration
 	Backoff     Backoff
-	// PollInterval is how often idle workers and the retry forwarder look at Redis; zero keeps
-	// asynq's defaults (1 s and 5 s). Tests shorten it.
+	// PollInterval is how often idle workers and the retry forwarder look at Redis; zero
+	// means every 100 ms (idlePoll) and asynq's default of 5 s. Tests shorten both.
 	PollInterval time.Duration
 	Now          func() time.Time // nil means time.Now
 }
@@ -63,7 +63,7 @@ func NewEmailWorker(cfg EmailWorkerConfig) *EmailWorker {
 }
 
 // Start starts processing tasks in the background.
-func (w *EmailWorker) Start() error { return w.start(TaskEmail, w.send) }
+func (w *EmailWorker) Start() error { return w.start(TaskEmail, "", w.send) }
 
 // send mails one delivery. SMTP has no retry key: a retry after a lost acknowledgement may
 // deliver the mail twice, and the Message-ID, the same on every attempt, lets mail systems and

@@ -28,7 +28,7 @@ type WorkerConfig struct {
 	Redis      *redis.Client // the kv client's; asynq and the limiter share it
 	Prefix     string        // the kv prefix: of the limiter's and pause flag's keys, and of the queue names
 	Rate       int           // LINE pushes per second, all workers of all replicas together
-	// Concurrency is the number of tasks this process runs at once; zero means 10.
+	// Concurrency is the number of pushes this process makes at once; zero means 10.
 	Concurrency int
 	Logger      *slog.Logger          // nil discards
 	Registerer  prometheus.Registerer // nil: no metrics
@@ -40,7 +40,7 @@ type WorkerConfig struct {
 	PauseRetry time.Duration
 	Backoff    Backoff
 	// PollInterval is how often idle workers and the retry forwarder look at Redis; zero
-	// keeps asynq's defaults (1 s and 5 s). Tests shorten it.
+	// means every 100 ms (idlePoll) and asynq's default of 5 s. Tests shorten both.
 	PollInterval time.Duration
 	// OnPaused, when set, is called for every LINE delivery held back because LINE sending is
 	// paused (the monthly limit), before its task is put back to wait for PauseRetry. It is the
@@ -56,7 +56,10 @@ type Worker struct {
 	worker
 	cfg     WorkerConfig
 	limiter *Limiter
-	marks   *sentMarks // set by Start
+	// slots holds a token per push in flight: a batch task sends its deliveries concurrently,
+	// and when LINE is slow they must not all wait on it at once.
+	slots chan struct{}
+	marks *sentMarks // set by Start
 }
 
 // NewWorker returns a worker; Start starts it and Shutdown stops it.
@@ -76,14 +79,22 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	return &Worker{
 		worker: newWorker(workerConfig{
 			channel: ecardbot.ChannelLINE, queue: QueueLINE, deliveries: cfg.Deliveries,
-			redis: cfg.Redis, prefix: cfg.Prefix, concurrency: cfg.Concurrency,
+			redis: cfg.Redis, prefix: cfg.Prefix, concurrency: lineTasks(cfg.Concurrency),
 			logger: cfg.Logger, registerer: cfg.Registerer, retryWindow: cfg.RetryWindow,
 			backoff: cfg.Backoff, pauseRetry: cfg.PauseRetry, pollInterval: cfg.PollInterval, now: cfg.Now,
 		}),
 		cfg:     cfg,
 		limiter: NewLimiter(cfg.Redis, cfg.Prefix, cfg.Rate),
+		slots:   make(chan struct{}, cfg.Concurrency),
 	}
 }
+
+// lineTasks is how many LINE tasks a process runs at once to keep its pushes (Concurrency) busy:
+// enough batches (lineBatch each) for twice that, so that a batch's last push never leaves the
+// others idle; and no more, so that a replica holds few deliveries it has not sent yet, the backlog
+// spreads over the replicas, and a replica that dies holds few back until asynq recovers its tasks.
+// Tasks of one delivery (retries, replays) take a slot each too.
+func lineTasks(pushes int) int { return max(2, (2*pushes+lineBatch-1)/lineBatch) }
 
 // Limiter returns the worker's limiter, e.g. to end a pause.
 func (w *Worker) Limiter() *Limiter { return w.limiter }
@@ -91,7 +102,7 @@ func (w *Worker) Limiter() *Limiter { return w.limiter }
 // Start starts processing tasks in the background.
 func (w *Worker) Start() error {
 	w.marks = startSentMarks(w.deliveries)
-	if err := w.start(TaskLINE, w.push); err != nil {
+	if err := w.start(TaskLINE, TaskLINEBatch, w.push); err != nil {
 		w.marks.close()
 		return err
 	}
@@ -109,13 +120,18 @@ func (w *Worker) Shutdown() {
 
 // push sends one delivery to LINE, unless LINE sending is paused.
 func (w *Worker) push(ctx context.Context, d ecardbot.DeliveryDetail) error {
+	select {
+	case w.slots <- struct{}{}:
+		defer func() { <-w.slots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	if err := w.wait(ctx, w.limiter); err != nil {
 		return err
 	}
 	// Checked after the wait, not before: another worker may have met the monthly limit while
-	// this one waited for its turn, and a push now would fail the same way. One check per push
-	// is one Redis round trip fewer than checking on both sides; a slot taken during a pause
-	// costs nothing.
+	// this one waited for its turn, and a push now would fail the same way. A slot taken
+	// during a pause costs nothing.
 	if err := w.holdIfPaused(ctx, d); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/line/line-bot-sdk-go/v8/linebot/messaging_api"
 
 	ecardbot "github.com/taipei-doit/ecardbot"
+	"github.com/taipei-doit/ecardbot/lineapi"
 )
 
 // maskRune replaces the hidden characters of a child's name. It is the same "○" in every
@@ -70,23 +71,52 @@ type noticeText struct {
 	Color                              string // accent colour of the kind
 }
 
-// texts builds the notice in the guardian's language. Anything but English is Traditional
-// Chinese, the service's own language (ecardbot.LanguageOf does the same for LINE profiles).
-// A kind other than the three would be a bug upstream; it reads as 未到校, the notice that asks
-// a parent to check, rather than as a reassuring 到校.
-func texts(d ecardbot.DeliveryDetail) noticeText {
+// noticeVars are the parts of a notice that change from one delivery of a kind and language to
+// the next. The LINE message is encoded once per shape with placeholders for them
+// (message_template.go), so any change to these values, such as a cut to a length limit, must
+// happen here, before they reach the layout.
+type noticeVars struct {
+	Child  string // masked name
+	School string
+	Date   string // the school day, in the language's format
+	Time   string // HH:MM in Asia/Taipei
+}
+
+func varsOf(d ecardbot.DeliveryDetail) noticeVars {
 	at := d.At.In(ecardbot.Taipei)
-	t := noticeText{
+	date := "2006/01/02"
+	if d.Language == ecardbot.LangEn {
+		date = "Mon 2 Jan 2006"
+	}
+	return noticeVars{
 		Child:  MaskName(d.ChildName),
 		School: d.SchoolName,
+		Date:   at.Format(date),
 		Time:   at.Format("15:04"),
-		Color:  kindColor(d.Kind),
 	}
-	if d.Language == ecardbot.LangEn {
-		t.Date = at.Format("Mon 2 Jan 2006")
+}
+
+// texts builds the notice in the guardian's language.
+func texts(d ecardbot.DeliveryDetail) noticeText {
+	return textsOf(d.Kind, d.Language, varsOf(d))
+}
+
+// textsOf builds the notice of a kind in a language around its variable parts. Anything but
+// English is Traditional Chinese, the service's own language (ecardbot.LanguageOf does the same
+// for LINE profiles). A kind other than the three would be a bug upstream; it reads as 未到校,
+// the notice that asks a parent to check, rather than as a reassuring 到校.
+func textsOf(kind ecardbot.NoticeKind, lang string, v noticeVars) noticeText {
+	t := noticeText{
+		Child:  v.Child,
+		School: v.School,
+		Time:   v.Time,
+		Date:   v.Date,
+		Color:  kindColor(kind),
+	}
+	if lang == ecardbot.LangEn {
 		t.ChildLabel, t.SchoolLabel, t.TimeLabel = "Child", "School", "Time"
 		t.Footer = "Taipei school e-card notice"
-		switch d.Kind {
+		switch kind {
 		case ecardbot.KindArrived:
 			t.Kind, t.Tag = "Arrived at school", "Arrived"
 			t.Headline = t.Child + " arrived at school at " + t.Time
@@ -101,10 +131,9 @@ func texts(d ecardbot.DeliveryDetail) noticeText {
 		t.Tagged = "[" + t.Tag + "] " + t.Headline
 		return t
 	}
-	t.Date = at.Format("2006/01/02")
 	t.ChildLabel, t.SchoolLabel, t.TimeLabel = "學生", "學校", "時間"
 	t.Footer = "臺北市學生悠遊卡到離校通知"
-	switch d.Kind {
+	switch kind {
 	case ecardbot.KindArrived:
 		t.Kind = "到校"
 	case ecardbot.KindLeft:
@@ -115,7 +144,7 @@ func texts(d ecardbot.DeliveryDetail) noticeText {
 	}
 	t.Tag = t.Kind + "通知"
 	t.Headline = t.Child + " " + t.Time + " " + t.Kind
-	if d.Kind == ecardbot.KindAbsent {
+	if kind == ecardbot.KindAbsent {
 		t.Headline = t.Child + " 截至 " + t.Time + " 未到校"
 	}
 	t.Tagged = "【" + t.Tag + "】" + t.Headline
@@ -138,12 +167,35 @@ func kindColor(k ecardbot.NoticeKind) string {
 // masked name, the school and the time in Asia/Taipei, plus what to do next for 未到校. The
 // altText is what lock screens and the chat list show, so it carries the whole headline.
 //
-// It returns a pointer: FlexMessage's MarshalJSON, which fills in the nested "type" fields, has a
-// pointer receiver, so a value inside []MessageInterface would reach LINE with empty types. The
-// message is built anew on every call, and is the same for the same delivery, so a retry with the
-// same X-Line-Retry-Key sends an identical body, as LINE requires.
+// It is the message of sdkLINEMessage, already encoded as JSON (a lineapi.RawMessage): encoding
+// the SDK's model types was a tenth of the CPU of a push, so each shape of message is encoded
+// once and then filled in (message_template.go). The bytes sent are the same as the SDK's own
+// encoding, which the tests check. A delivery of a shape no template covers gets the SDK's
+// message itself.
+//
+// The message is built anew on every call, and is the same for the same delivery, so a retry
+// with the same X-Line-Retry-Key sends an identical body, as LINE requires.
 func LINEMessage(d ecardbot.DeliveryDetail) messaging_api.MessageInterface {
-	t := texts(d)
+	v := varsOf(d)
+	tpl, ok := lineTemplateFor(d.Kind, d.Language, v)
+	if !ok {
+		return sdkLINEMessage(d)
+	}
+	return lineapi.RawMessage{Type: "flex", JSON: tpl.fill(v)}
+}
+
+// sdkLINEMessage is LINEMessage built with the SDK's model types, which encode it: the reference
+// that the templates are made of and that the tests compare LINEMessage with.
+//
+// It returns a pointer: FlexMessage's MarshalJSON, which fills in the nested "type" fields, has a
+// pointer receiver, so a value inside []MessageInterface would reach LINE with empty types.
+func sdkLINEMessage(d ecardbot.DeliveryDetail) *messaging_api.FlexMessage {
+	return flexMessage(texts(d))
+}
+
+// flexMessage lays out a notice as a flex message. It is the only place the card's layout is
+// written down, for the SDK-built message and for the templates alike.
+func flexMessage(t noticeText) *messaging_api.FlexMessage {
 	body := []messaging_api.FlexComponentInterface{
 		row(t.ChildLabel, t.Child),
 		row(t.SchoolLabel, t.School),

@@ -1,12 +1,17 @@
 package push
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/taipei-doit/ecardbot"
 )
@@ -16,25 +21,93 @@ import (
 // key prefix, so the queue's real name is the kv prefix plus these (Queue): two deployments, or
 // two tests, sharing one Redis then never take each other's tasks.
 const (
-	QueueLINE    = "line"
-	TaskLINE     = "delivery:line"
-	QueueEmail   = "email"
-	TaskEmail    = "delivery:email"
-	maxRetry     = 100000          // the 23-hour window, not a count, ends retrying
-	taskTimeout  = 5 * time.Minute // one attempt, limiter wait included
-	DefaultRetry = 23 * time.Hour  // inside LINE's 24 h memory of retry keys
+	QueueLINE     = "line"
+	TaskLINE      = "delivery:line"
+	TaskLINEBatch = "delivery:line:batch"
+	QueueEmail    = "email"
+	TaskEmail     = "delivery:email"
+	maxRetry      = 100000          // the 23-hour window, not a count, ends retrying
+	taskTimeout   = 5 * time.Minute // one attempt, limiter wait included
+	DefaultRetry  = 23 * time.Hour  // inside LINE's 24 h memory of retry keys
+	// lineBatch is the most LINE deliveries the relay puts in one task. A task costs three
+	// Redis scripts (enqueue, dequeue, done) and its worker one database read, whatever its
+	// size; at the push rate those, per delivery, were most of the cost of a push.
+	lineBatch = 25
 )
 
-// newTask is the task of delivery p, in its channel's queue; the payload is the delivery's ID.
-// Its asynq task ID is the delivery's ID too, which makes enqueueing idempotent.
-func newTask(prefix string, p ecardbot.PendingDelivery) (*asynq.Task, []asynq.Option) {
+// task is an asynq task with the ID and queue that make enqueueing it idempotent.
+type task struct {
+	id, queue string
+	t         *asynq.Task
+	opts      []asynq.Option
+}
+
+// newTask is the task of one delivery, in its channel's queue; its payload and its asynq task
+// ID are the delivery's ID, which makes enqueueing it idempotent. Retries, replays and every
+// e-mail go this way.
+func newTask(prefix string, p ecardbot.PendingDelivery) task {
 	typ := TaskLINE
 	if p.Channel == ecardbot.ChannelEmail {
 		typ = TaskEmail
 	}
-	return asynq.NewTask(typ, []byte(p.ID)), []asynq.Option{
-		asynq.TaskID(p.ID), asynq.Queue(queueOf(prefix, p.Channel)), asynq.MaxRetry(maxRetry), asynq.Timeout(taskTimeout),
+	return newQueued(queueOf(prefix, p.Channel), p.ID, asynq.NewTask(typ, []byte(p.ID)))
+}
+
+// newBatchTask is the task of a batch of LINE deliveries: the payload lists their IDs, comma
+// separated, and the task ID is the first one's with a "batch:" prefix. The relay reads
+// pending deliveries in a fixed order, so after a crash between enqueueing and marking them
+// queued it makes the same batches again, and asynq refuses them. A batch made differently
+// (a delivery of it was cancelled meanwhile) only repeats deliveries that are already queued:
+// the worker skips one that is sent, and LINE answers 409 to a retry key it has accepted.
+func newBatchTask(prefix string, ids []string) task {
+	return newQueued(Queue(prefix, QueueLINE), "batch:"+ids[0], asynq.NewTask(TaskLINEBatch, []byte(strings.Join(ids, ","))))
+}
+
+func newQueued(queue, id string, t *asynq.Task) task {
+	return task{id: id, queue: queue, t: t, opts: []asynq.Option{
+		asynq.TaskID(id), asynq.Queue(queue), asynq.MaxRetry(maxRetry), asynq.Timeout(taskTimeout),
+	}}
+}
+
+// enqueuer puts tasks in the queue, each unless it is there already.
+type enqueuer struct {
+	client *asynq.Client
+	insp   *asynq.Inspector
+}
+
+func newEnqueuer(rdb *redis.Client) enqueuer {
+	return enqueuer{client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
+}
+
+// enqueue enqueues t, with opts added to its own, unless a task with its ID is waiting or
+// running. A task that asynq kept after it ended (archived: dead-lettered or out of retries)
+// holds the task ID, so a replayed delivery's old task is deleted and a new one enqueued in its
+// place.
+func (e enqueuer) enqueue(ctx context.Context, t task, opts ...asynq.Option) error {
+	opts = append(slices.Clip(t.opts), opts...)
+	_, err := e.client.EnqueueContext(ctx, t.t, opts...)
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		if err != nil {
+			return fmt.Errorf("enqueue task %s: %w", t.id, err)
+		}
+		return nil
 	}
+	info, err := e.insp.GetTaskInfo(t.queue, t.id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound):
+		// It ended in between: enqueue afresh below.
+	case err != nil:
+		return fmt.Errorf("inspect task %s: %w", t.id, err)
+	case info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted:
+		return nil // still waiting or running: the same deliveries, already queued
+	}
+	if err := e.insp.DeleteTask(t.queue, t.id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		return fmt.Errorf("delete ended task %s: %w", t.id, err)
+	}
+	if _, err := e.client.EnqueueContext(ctx, t.t, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue task %s: %w", t.id, err)
+	}
+	return nil
 }
 
 // Queue returns the asynq queue name of queue (QueueLINE or QueueEmail) under the kv prefix.

@@ -2,12 +2,11 @@ package push
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"iter"
 	"log/slog"
+	"slices"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/taipei-doit/ecardbot"
@@ -19,7 +18,7 @@ type RelayConfig struct {
 	Redis      *redis.Client
 	Prefix     string        // the kv prefix, which starts the queue names (see Queue)
 	Logger     *slog.Logger  // nil discards
-	Interval   time.Duration // between polls when there is nothing pending; zero means 500 ms
+	Interval   time.Duration // between polls when there is nothing pending; zero means 100 ms
 	Batch      int           // deliveries read per poll; zero means 500
 	// RequeueAfter is how long a delivery may stay queued without a worker touching it before
 	// the relay makes sure its task is still in Redis. Zero means DefaultRequeueAfter.
@@ -30,16 +29,16 @@ type RelayConfig struct {
 // enough that a notice whose task Redis lost still arrives the same morning.
 const DefaultRequeueAfter = 10 * time.Minute
 
-// Relay moves pending deliveries (the outbox) to the queue. The database is the record: a
-// delivery is marked queued only after its task is in Redis, and enqueueing is idempotent
-// (task ID = delivery ID), so the relay may crash, or Redis may be down, at any step without
-// losing or doubling a delivery. Several replicas may run a relay at once for the same reason.
+// Relay moves pending deliveries (the outbox) to the queue: LINE deliveries in batches (see
+// newBatchTask), e-mails one by one. The database is the record: a delivery is marked queued
+// only after its task is in Redis, and enqueueing is idempotent (the task ID comes from the
+// deliveries), so the relay may crash, or Redis may be down, at any step without losing or
+// doubling a delivery. Several replicas may run a relay at once for the same reason.
 type Relay struct {
-	cfg    RelayConfig
-	client *asynq.Client
-	insp   *asynq.Inspector
-	log    *slog.Logger
-	down   bool // Redis or the database failed on the last tick: log once per outage
+	cfg   RelayConfig
+	queue enqueuer
+	log   *slog.Logger
+	down  bool // Redis or the database failed on the last tick: log once per outage
 	// staleAt is when Tick next looks for deliveries queued too long; a tenth of RequeueAfter
 	// apart, so the look costs one query a minute by default.
 	staleAt time.Time
@@ -48,7 +47,8 @@ type Relay struct {
 // NewRelay returns a relay; Run starts it.
 func NewRelay(cfg RelayConfig) *Relay {
 	if cfg.Interval <= 0 {
-		cfg.Interval = 500 * time.Millisecond
+		// The longest a new notice waits for the relay; a poll is one indexed query.
+		cfg.Interval = 100 * time.Millisecond
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
@@ -61,10 +61,9 @@ func NewRelay(cfg RelayConfig) *Relay {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Relay{
-		cfg:    cfg,
-		client: asynq.NewClientFromRedisClient(cfg.Redis),
-		insp:   asynq.NewInspectorFromRedisClient(cfg.Redis),
-		log:    log.With("component", "push.relay"),
+		cfg:   cfg,
+		queue: newEnqueuer(cfg.Redis),
+		log:   log.With("component", "push.relay"),
 	}
 }
 
@@ -114,12 +113,12 @@ func (r *Relay) Tick(ctx context.Context) (int, error) {
 	}
 	queued := make([]string, 0, len(ids))
 	var enqErr error
-	for _, p := range ids {
-		if err := r.enqueue(ctx, p); err != nil {
+	for ids, t := range r.tasks(ids) {
+		if err := r.queue.enqueue(ctx, t); err != nil {
 			enqErr = err
 			break // Redis is likely down: mark what made it and stop
 		}
-		queued = append(queued, p.ID)
+		queued = append(queued, ids...)
 	}
 	if err := r.cfg.Deliveries.MarkQueued(ctx, queued); err != nil {
 		return 0, err
@@ -138,41 +137,31 @@ func (r *Relay) requeueStale(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	for _, p := range stale {
-		if err := r.enqueue(ctx, p); err != nil {
+		if err := r.queue.enqueue(ctx, newTask(r.cfg.Prefix, p)); err != nil {
 			return false, err // claimed but not enqueued: claimed again a period later
 		}
 	}
 	return len(stale) == r.cfg.Batch, nil
 }
 
-// enqueue puts the delivery's task in the queue unless it is there already. A task that
-// asynq kept after it ended (archived: dead-lettered or out of retries) holds the task ID, so
-// a replayed delivery's old task is deleted and a new one enqueued in its place.
-func (r *Relay) enqueue(ctx context.Context, p ecardbot.PendingDelivery) error {
-	id := p.ID
-	task, opts := newTask(r.cfg.Prefix, p)
-	queue := queueOf(r.cfg.Prefix, p.Channel)
-	_, err := r.client.EnqueueContext(ctx, task, opts...)
-	if !errors.Is(err, asynq.ErrTaskIDConflict) {
-		if err != nil {
-			return fmt.Errorf("enqueue delivery %s: %w", id, err)
+// tasks yields the tasks of pending deliveries, each with the IDs of the deliveries it
+// carries: e-mails one by one, LINE deliveries in batches of up to lineBatch.
+func (r *Relay) tasks(pending []ecardbot.PendingDelivery) iter.Seq2[[]string, task] {
+	return func(yield func([]string, task) bool) {
+		var line []string
+		for _, p := range pending {
+			if p.Channel == ecardbot.ChannelLINE {
+				line = append(line, p.ID)
+				continue
+			}
+			if !yield([]string{p.ID}, newTask(r.cfg.Prefix, p)) {
+				return
+			}
 		}
-		return nil
+		for batch := range slices.Chunk(line, lineBatch) {
+			if !yield(batch, newBatchTask(r.cfg.Prefix, batch)) {
+				return
+			}
+		}
 	}
-	info, err := r.insp.GetTaskInfo(queue, id)
-	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound):
-		// It ended in between: enqueue afresh below.
-	case err != nil:
-		return fmt.Errorf("inspect delivery task %s: %w", id, err)
-	case info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted:
-		return nil // still waiting or running: the same delivery, already queued
-	}
-	if err := r.insp.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-		return fmt.Errorf("delete ended task %s: %w", id, err)
-	}
-	if _, err := r.client.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue delivery %s: %w", id, err)
-	}
-	return nil
 }

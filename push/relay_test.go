@@ -112,6 +112,18 @@ func (m *memDeliveries) Detail(_ context.Context, id string) (ecardbot.DeliveryD
 	return r.d, nil
 }
 
+func (m *memDeliveries) Details(_ context.Context, ids []string) ([]ecardbot.DeliveryDetail, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []ecardbot.DeliveryDetail
+	for _, id := range ids {
+		if r := m.recs[id]; r != nil {
+			out = append(out, r.d)
+		}
+	}
+	return out, nil
+}
+
 func (m *memDeliveries) update(id string, f func(r *memDelivery)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -471,7 +483,7 @@ func TestRelayCrashBetweenEnqueueAndMark(t *testing.T) {
 	ctx := context.Background()
 	id := h.dels.add(h.friend(), true, time.Now())
 	// The crashed relay enqueued the task but never marked the delivery queued.
-	if err := h.relay.enqueue(ctx, ecardbot.PendingDelivery{ID: id, Channel: ecardbot.ChannelLINE}); err != nil {
+	if err := h.relay.queue.enqueue(ctx, newBatchTask(h.kv.Prefix(), []string{id})); err != nil {
 		t.Fatal(err)
 	}
 	// The restarted relay finds it still pending and enqueues it again: asynq refuses the ID.
@@ -523,7 +535,7 @@ func TestEmailDeliveriesGoToTheirOwnQueue(t *testing.T) {
 	h.dels.mu.Unlock()
 	h.start()
 	h.waitState(id, ecardbot.DeliveryQueued)
-	info, err := h.relay.insp.GetTaskInfo(Queue(h.kv.Prefix(), QueueEmail), id)
+	info, err := h.relay.queue.insp.GetTaskInfo(Queue(h.kv.Prefix(), QueueEmail), id)
 	if err != nil || info.Type != TaskEmail {
 		t.Fatalf("e-mail task = %+v, %v", info, err)
 	}
@@ -698,14 +710,14 @@ func TestRelayRequeuesStaleABatchPerTick(t *testing.T) {
 		stale = append(stale, id)
 	}
 	fresh := h.dels.add(u, true, time.Now())
-	inQueue := func(id string) bool {
-		_, err := h.relay.insp.GetTaskInfo(queueOf(h.relay.cfg.Prefix, ecardbot.ChannelLINE), id)
+	inQueue := func(taskID string) bool {
+		_, err := h.relay.queue.insp.GetTaskInfo(queueOf(h.relay.cfg.Prefix, ecardbot.ChannelLINE), taskID)
 		return err == nil
 	}
 	if n, err := h.relay.Tick(ctx); err != nil || n != 1 {
 		t.Fatalf("first Tick = %d, %v; want the pending delivery queued", n, err)
 	}
-	if !inQueue(fresh) {
+	if !inQueue("batch:" + fresh) {
 		t.Error("the pending delivery waited behind the stale ones")
 	}
 	queued := 0

@@ -1,10 +1,13 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +26,9 @@ type worker struct {
 	channel     ecardbot.Channel
 	deliveries  ecardbot.DeliveryService
 	retryWindow time.Duration
+	retryDelay  asynq.RetryDelayFunc
+	prefix      string
+	queue       enqueuer
 	now         func() time.Time
 	srv         *asynq.Server
 	metrics     *Metrics
@@ -46,6 +52,12 @@ type workerConfig struct {
 	now          func() time.Time
 }
 
+// idlePoll is how often an idle worker looks for a task: the longest a notice waits for one
+// once queued. asynq's default, a second and a half on average, was most of a notice's time
+// from tap to LINE when the queue was short. It costs one Redis script per idle interval per
+// process.
+const idlePoll = 100 * time.Millisecond
+
 func newWorker(c workerConfig) worker {
 	if c.retryWindow <= 0 {
 		c.retryWindow = DefaultRetry
@@ -58,12 +70,13 @@ func newWorker(c workerConfig) worker {
 		log = slog.New(slog.DiscardHandler)
 	}
 	queue := Queue(c.prefix, c.queue)
+	retryDelay := retryDelayFunc(c.backoff, c.pauseRetry)
 	srv := asynq.NewServerFromRedisClient(c.redis, asynq.Config{
 		Concurrency:              c.concurrency,
 		Queues:                   map[string]int{queue: 1},
-		RetryDelayFunc:           retryDelayFunc(c.backoff, c.pauseRetry),
+		RetryDelayFunc:           retryDelay,
 		IsFailure:                func(err error) bool { return !errors.Is(err, errPaused) },
-		TaskCheckInterval:        c.pollInterval,
+		TaskCheckInterval:        cmp.Or(c.pollInterval, idlePoll),
 		DelayedTaskCheckInterval: c.pollInterval,
 		ShutdownTimeout:          30 * time.Second,
 		Logger:                   asynqLogger{log.With("component", "asynq")},
@@ -74,6 +87,9 @@ func newWorker(c workerConfig) worker {
 		channel:     c.channel,
 		deliveries:  c.deliveries,
 		retryWindow: c.retryWindow,
+		retryDelay:  retryDelay,
+		prefix:      c.prefix,
+		queue:       newEnqueuer(c.redis),
 		now:         c.now,
 		srv:         srv,
 		metrics:     NewMetrics(c.registerer, c.channel),
@@ -81,11 +97,17 @@ func newWorker(c workerConfig) worker {
 	}
 }
 
-// start serves taskType in the background, calling send for each delivery that may still be
-// sent.
-func (w *worker) start(taskType string, send func(context.Context, ecardbot.DeliveryDetail) error) error {
+// sender sends one delivery on the worker's channel.
+type sender func(context.Context, ecardbot.DeliveryDetail) error
+
+// start serves, in the background, taskType's tasks of one delivery and, unless empty,
+// batchType's tasks of several, calling send for each delivery that may still be sent.
+func (w *worker) start(taskType, batchType string, send sender) error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(taskType, func(ctx context.Context, t *asynq.Task) error { return w.handle(ctx, t, send) })
+	if batchType != "" {
+		mux.HandleFunc(batchType, func(ctx context.Context, t *asynq.Task) error { return w.handleBatch(ctx, t, send) })
+	}
 	if err := w.srv.Start(mux); err != nil {
 		return fmt.Errorf("start %s workers: %w", w.channel, err)
 	}
@@ -96,9 +118,9 @@ func (w *worker) start(taskType string, send func(context.Context, ecardbot.Deli
 // goes back to the queue and runs again with the same delivery ID (retry key, Message-ID).
 func (w *worker) Shutdown() { w.srv.Shutdown() }
 
-// handle runs one task. Its error tells asynq what to do: nil done, SkipRetry given up (the
-// delivery is dead in the database), anything else retry after the backoff.
-func (w *worker) handle(ctx context.Context, t *asynq.Task, send func(context.Context, ecardbot.DeliveryDetail) error) error {
+// handle runs the task of one delivery. Its error tells asynq what to do: nil done, SkipRetry
+// given up (the delivery is dead in the database), anything else retry after the backoff.
+func (w *worker) handle(ctx context.Context, t *asynq.Task, send sender) error {
 	id := string(t.Payload())
 	if _, err := uuid.Parse(id); err != nil {
 		return fmt.Errorf("delivery id %q: %w", id, ErrPermanent)
@@ -111,12 +133,56 @@ func (w *worker) handle(ctx context.Context, t *asynq.Task, send func(context.Co
 	if err != nil {
 		return err
 	}
+	return w.deliver(ctx, d, send)
+}
+
+// handleBatch runs the task of a batch of deliveries (newBatchTask): one database read for all
+// of them, then each sent concurrently as handle would send it. A delivery whose attempt fails
+// goes on alone, on a task of its own after its retry delay, so the batch is done once each of
+// its deliveries is sent, given up or so re-queued. When that cannot be done (Redis or the
+// database is down), the batch fails and asynq runs it again later: its deliveries sent by then
+// are skipped, as no longer queued.
+func (w *worker) handleBatch(ctx context.Context, t *asynq.Task, send sender) error {
+	ids := strings.Split(string(t.Payload()), ",")
+	for _, id := range ids {
+		if _, err := uuid.Parse(id); err != nil {
+			return fmt.Errorf("delivery id %q in a batch: %w", id, ErrPermanent)
+		}
+	}
+	ds, err := w.deliveries.Details(ctx, ids)
+	if err != nil {
+		return err
+	}
+	w.metrics.dropped.WithLabelValues("gone").Add(float64(len(ids) - len(ds)))
+	errs := make([]error, len(ds))
+	var wg sync.WaitGroup
+	for i, d := range ds {
+		wg.Go(func() { errs[i] = w.deliver(ctx, d, send) })
+	}
+	wg.Wait()
+	var failed error
+	for i, err := range errs {
+		if err == nil || errors.Is(err, ErrPermanent) {
+			continue
+		}
+		// Its own task, with the task ID handle's tasks have: one that waits already (a
+		// replay, the relay's requeueStale) is kept.
+		retry := newTask(w.prefix, ecardbot.PendingDelivery{ID: ds[i].ID, Channel: w.channel})
+		if qerr := w.queue.enqueue(ctx, retry, asynq.ProcessIn(w.retryDelay(0, err, nil))); qerr != nil {
+			failed = qerr
+		}
+	}
+	return failed
+}
+
+// deliver sends d unless it must not be sent, and returns as handle does.
+func (w *worker) deliver(ctx context.Context, d ecardbot.DeliveryDetail, send sender) error {
 	if d.State != ecardbot.DeliveryPending && d.State != ecardbot.DeliveryQueued {
 		w.metrics.dropped.WithLabelValues("done").Inc()
 		return nil // a duplicate task, or already sent, dead, cancelled or replaced by e-mail
 	}
 	if d.Channel != w.channel {
-		return fmt.Errorf("delivery %s is for %s, not %s: %w", id, d.Channel, w.channel, ErrPermanent)
+		return fmt.Errorf("delivery %s is for %s, not %s: %w", d.ID, d.Channel, w.channel, ErrPermanent)
 	}
 	if !d.Reachable || (w.channel == ecardbot.ChannelLINE && d.LineUserID == "") || (w.channel == ecardbot.ChannelEmail && d.Email == "") {
 		w.metrics.dropped.WithLabelValues("unreachable").Inc()

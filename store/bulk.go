@@ -75,6 +75,33 @@ func (db *DB) exec(ctx context.Context, tx *gorm.DB, sqlText string, args ...any
 	return n, err
 }
 
+// queryAny runs head, a query ending in a column, with the condition that the column is one
+// of vals, and scans every row: "= ANY($1::typ[])" on PostgreSQL, so the statement is one
+// whatever the number of values, and "IN (?, …)" in chunks on SQLite.
+func queryAny[T any](ctx context.Context, db *DB, tx *gorm.DB, head, typ string, vals []T, scan func(*sql.Rows) error) error {
+	if db.dialect == DialectPostgres {
+		rows, err := db.query(ctx, tx, head+"= ANY($1::"+typ+"[])", vals)
+		if err != nil {
+			return err
+		}
+		return scanAll(rows, scan)
+	}
+	for chunk := range chunks(vals, 1) {
+		args := make([]any, len(chunk))
+		for i, v := range chunk {
+			args[i] = v
+		}
+		rows, err := db.query(ctx, tx, head+"IN "+placeholders(1, len(chunk)), args...)
+		if err != nil {
+			return err
+		}
+		if err := scanAll(rows, scan); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // scanIDs reads rows of one int64 column, such as RETURNING id, and closes rows.
 func scanIDs(rows *sql.Rows) ([]int64, error) {
 	var ids []int64

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,6 +35,12 @@ func NewDeliveryService(db *DB) *DeliveryService {
 // active is the SQL list of states a sender may still act on.
 const active = `('pending', 'queued')`
 
+// lockedActive selects the active deliveries among the IDs in $3 and locks them in the order
+// of their IDs. Statements that update many deliveries at once, such as the sent marks of two
+// replicas that both hold a delivery, then never wait for each other in a cycle, which
+// PostgreSQL would end by aborting one of them as a deadlock.
+const lockedActive = `SELECT id FROM deliveries WHERE id = ANY($3::text[]) AND state IN ` + active + ` ORDER BY id FOR UPDATE`
+
 // PendingBatch returns up to limit pending deliveries, oldest first, so a backlog drains in
 // the order the notices happened.
 func (s *DeliveryService) PendingBatch(ctx context.Context, limit int) ([]ecardbot.PendingDelivery, error) {
@@ -62,9 +69,22 @@ func (s *DeliveryService) MarkQueued(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	now := s.db.timeArg(s.now())
+	if s.db.dialect == DialectPostgres {
+		// A row locked by a worker's sent mark is skipped rather than waited for: the worker
+		// moves it past queued anyway, and waiting for it while holding other rows could
+		// deadlock with that mark (see lockedActive).
+		_, err := s.db.exec(ctx, s.db.gorm.WithContext(ctx), `UPDATE deliveries SET state = $1, updated_at = $2
+WHERE id IN (SELECT id FROM deliveries WHERE id = ANY($3::text[]) AND state = $4 FOR UPDATE SKIP LOCKED)`,
+			ecardbot.DeliveryQueued, now, ids, ecardbot.DeliveryPending)
+		if err != nil {
+			return fmt.Errorf("mark deliveries queued: %w", mapError(err))
+		}
+		return nil
+	}
 	for chunk := range chunks(ids, 1) {
 		err := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET state = ?, updated_at = ? WHERE state = ? AND id IN ?`,
-			ecardbot.DeliveryQueued, s.db.timeArg(s.now()), ecardbot.DeliveryPending, chunk).Error
+			ecardbot.DeliveryQueued, now, ecardbot.DeliveryPending, chunk).Error
 		if err != nil {
 			return fmt.Errorf("mark deliveries queued: %w", mapError(err))
 		}
@@ -97,9 +117,10 @@ func (s *DeliveryService) ClaimStaleQueued(ctx context.Context, olderThan time.T
 	return out, nil
 }
 
-// detailQuery joins a delivery with what its message needs. Reachable is computed now, with
-// the same rules as the fan-out (targetsFrom): the guardianship still exists, and the guardian
-// still follows the bot on LINE or still has a confirmed address.
+// detailQuery joins deliveries with what their messages need; the condition on d.id follows.
+// Reachable is computed now, with the same rules as the fan-out (targetsFrom): the
+// guardianship still exists, and the guardian still follows the bot on LINE or still has a
+// confirmed address.
 const detailQuery = `SELECT d.id, d.channel, d.state, d.attempts, d.created_at, n.kind, n.at, n.student_id,
 	st.name AS child_name, sc.name AS school_name, d.guardian_id, g.language,
 	COALESCE(g.line_user_id, '') AS line_user_id, g.email,
@@ -112,52 +133,42 @@ JOIN students st ON st.id = n.student_id
 JOIN schools sc ON sc.id = st.school_id
 JOIN guardians g ON g.id = d.guardian_id
 LEFT JOIN line_users lu ON lu.id = g.line_user_id
-WHERE d.id = ?`
+WHERE d.id `
 
 // Detail returns the delivery with everything a sender needs. It returns ENOTFOUND when the
 // delivery is gone (removing a guardian deletes their deliveries).
 func (s *DeliveryService) Detail(ctx context.Context, id string) (ecardbot.DeliveryDetail, error) {
-	var rows []struct {
-		ID         string
-		Channel    string
-		State      string
-		Attempts   int
-		CreatedAt  time.Time
-		Kind       string
-		At         time.Time
-		StudentID  int64
-		ChildName  string
-		SchoolName string
-		GuardianID int64
-		Language   string
-		LineUserID string
-		Email      string
-		Reachable  int
+	ds, err := s.Details(ctx, []string{id})
+	if err != nil {
+		return ecardbot.DeliveryDetail{}, err
 	}
-	if err := s.db.gorm.WithContext(ctx).Raw(detailQuery, id).Scan(&rows).Error; err != nil {
-		return ecardbot.DeliveryDetail{}, fmt.Errorf("delivery detail: %w", mapError(err))
-	}
-	if len(rows) == 0 {
+	if len(ds) == 0 {
 		return ecardbot.DeliveryDetail{}, ecardbot.Errorf(ecardbot.ENOTFOUND, "Delivery not found.")
 	}
-	r := rows[0]
-	return ecardbot.DeliveryDetail{
-		ID:         r.ID,
-		Channel:    ecardbot.Channel(r.Channel),
-		State:      r.State,
-		Attempts:   r.Attempts,
-		CreatedAt:  r.CreatedAt.UTC(),
-		Kind:       ecardbot.NoticeKind(r.Kind),
-		At:         r.At.UTC(),
-		StudentID:  r.StudentID,
-		ChildName:  r.ChildName,
-		SchoolName: r.SchoolName,
-		GuardianID: r.GuardianID,
-		Language:   r.Language,
-		LineUserID: r.LineUserID,
-		Email:      r.Email,
-		Reachable:  r.Reachable != 0,
-	}, nil
+	return ds[0], nil
+}
+
+// Details is Detail for many deliveries in one statement (a chunk of them on SQLite), in no
+// particular order; deliveries that are gone are left out.
+func (s *DeliveryService) Details(ctx context.Context, ids []string) ([]ecardbot.DeliveryDetail, error) {
+	out := make([]ecardbot.DeliveryDetail, 0, len(ids))
+	scan := func(r *sql.Rows) error {
+		var d ecardbot.DeliveryDetail
+		var channel, kind string
+		var reachable int
+		if err := r.Scan(&d.ID, &channel, &d.State, &d.Attempts, &d.CreatedAt, &kind, &d.At, &d.StudentID,
+			&d.ChildName, &d.SchoolName, &d.GuardianID, &d.Language, &d.LineUserID, &d.Email, &reachable); err != nil {
+			return err
+		}
+		d.Channel, d.Kind, d.Reachable = ecardbot.Channel(channel), ecardbot.NoticeKind(kind), reachable != 0
+		d.CreatedAt, d.At = d.CreatedAt.UTC(), d.At.UTC()
+		out = append(out, d)
+		return nil
+	}
+	if err := queryAny(ctx, s.db, s.db.gorm.WithContext(ctx), detailQuery, "text", ids, scan); err != nil {
+		return nil, fmt.Errorf("delivery details: %w", mapError(err))
+	}
+	return out, nil
 }
 
 // MarkSent records that the channel accepted the delivery, with LINE's request ID (for a 409,
@@ -177,7 +188,7 @@ func (s *DeliveryService) MarkSentBatch(ctx context.Context, marks []ecardbot.Se
 			ids[i], reqs[i] = m.ID, m.LineRequestID
 		}
 		_, err := s.db.exec(ctx, s.db.gorm.WithContext(ctx), `UPDATE deliveries d SET state = $1, line_request_id = v.req, sent_at = $2, updated_at = $2
-FROM unnest($3::text[], $4::text[]) AS v(id, req) WHERE d.id = v.id AND d.state IN `+active,
+FROM unnest($3::text[], $4::text[]) AS v(id, req) WHERE d.id = v.id AND d.id IN (`+lockedActive+`)`,
 			ecardbot.DeliverySent, now, ids, reqs)
 		if err != nil {
 			return fmt.Errorf("mark deliveries sent: %w", mapError(err))

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -360,6 +362,91 @@ func TestDeliveryMarkSentBatch(t *testing.T) {
 			}
 			if got.State != ecardbot.DeliverySent || got.LineRequestID != want {
 				t.Errorf("delivery %s: %+v, want sent with %q", id, got, want)
+			}
+		}
+	})
+}
+
+// TestDeliveryDetails reads several deliveries in one call: each as Detail reads it, an unknown
+// one left out; and more than a SQLite chunk of IDs.
+func TestDeliveryDetails(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := MustOpenMigrated(t, b)
+		svc := NewDeliveryService(db)
+		line := seedDelivery(t, db, seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: true}, ecardbot.ChannelLINE)
+		email := uuid.NewString() // the same notice by e-mail, to an unconfirmed address
+		if err := db.gorm.Exec(`INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
+			SELECT ?, notice_id, guardian_id, 'email', state, 0, created_at, updated_at FROM deliveries WHERE id = ?`, email, line).Error; err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{email, uuid.NewString(), line}
+		for range maxParams {
+			ids = append(ids, uuid.NewString())
+		}
+		got, err := svc.Details(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 {
+			t.Fatalf("Details returned %d deliveries, want 2: %+v", len(got), got)
+		}
+		for _, d := range got {
+			one, err := svc.Detail(ctx, d.ID)
+			if err != nil || one != d {
+				t.Errorf("Details gave %+v; Detail gives %+v, %v", d, one, err)
+			}
+			if want := d.ID == line; d.Reachable != want || (d.Channel == ecardbot.ChannelLINE) != want {
+				t.Errorf("delivery %s: channel %s reachable %v", d.ID, d.Channel, d.Reachable)
+			}
+			if d.ChildName == "" || d.SchoolName == "" || !d.CreatedAt.Equal(seedNow) || d.CreatedAt.Location() != time.UTC {
+				t.Errorf("delivery %s: %+v", d.ID, d)
+			}
+		}
+		if got, err := svc.Details(ctx, nil); err != nil || len(got) != 0 {
+			t.Errorf("Details(nil) = %v, %v", got, err)
+		}
+	})
+}
+
+// TestDeliveryMarksDoNotDeadlock: the relay marks a batch queued while workers mark the same
+// deliveries sent, in another order. Neither statement may fail: on PostgreSQL, two UPDATEs
+// that lock the same rows in opposite orders abort one of them as a deadlock, and a sent mark
+// so lost makes the delivery go to LINE once more.
+func TestDeliveryMarksDoNotDeadlock(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := MustOpenMigrated(t, b)
+		svc := NewDeliveryService(db)
+		first := seedDelivery(t, db, seedGuardian{taipeiPass: "tp0"}, ecardbot.ChannelLINE)
+		ids := []string{first}
+		for i := range 300 {
+			g := mustGuardian(t, db, seedGuardian{taipeiPass: "tp" + strconv.Itoa(i+1)})
+			id := uuid.NewString()
+			if err := db.gorm.Exec(`INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
+				SELECT ?, notice_id, ?, channel, state, 0, created_at, updated_at FROM deliveries WHERE id = ?`, id, g, first).Error; err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		marks := make([]ecardbot.SentMark, len(ids))
+		for i, id := range ids {
+			marks[len(ids)-1-i] = ecardbot.SentMark{ID: id, LineRequestID: "r"}
+		}
+		for round := range 20 {
+			if err := db.gorm.Exec(`UPDATE deliveries SET state = ?`, ecardbot.DeliveryPending).Error; err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var queueErr, sentErr error
+			wg.Go(func() { queueErr = svc.MarkQueued(ctx, ids) })
+			wg.Go(func() { sentErr = svc.MarkSentBatch(ctx, marks) })
+			wg.Wait()
+			if queueErr != nil || sentErr != nil {
+				t.Fatalf("round %d: MarkQueued: %v; MarkSentBatch: %v", round, queueErr, sentErr)
+			}
+			if n := count(t, db, "deliveries WHERE state = 'sent'"); n != int64(len(ids)) {
+				t.Fatalf("round %d: %d of %d deliveries sent", round, n, len(ids))
 			}
 		}
 	})

@@ -72,27 +72,7 @@ func (db *DB) deliveryTargets(ctx context.Context, tx *gorm.DB, notices []int64)
 		targets = append(targets, t)
 		return nil
 	}
-	if db.dialect == DialectPostgres {
-		rows, err := db.query(ctx, tx, targetsFrom+`= ANY($1::bigint[])`, notices)
-		if err != nil {
-			return nil, err
-		}
-		return targets, scanAll(rows, scan)
-	}
-	for chunk := range chunks(notices, 1) {
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rows, err := db.query(ctx, tx, targetsFrom+`IN `+placeholders(1, len(chunk)), args...)
-		if err != nil {
-			return nil, err
-		}
-		if err := scanAll(rows, scan); err != nil {
-			return nil, err
-		}
-	}
-	return targets, nil
+	return targets, queryAny(ctx, db, tx, targetsFrom, "bigint", notices, scan)
 }
 
 // insertDeliveries creates one pending delivery per target, each with a new UUID that stays its

@@ -106,6 +106,7 @@ type pushPhase struct {
 	duration     time.Duration // from its start to the last acceptance
 	requests     int           // push requests LINE saw
 	rateLimited  int           // answered 429
+	repeats      int           // answered 409: a retry key LINE had accepted already, not delivered again
 	lost         int           // not sent when the phase ended
 	duplicates   int           // retry keys accepted more than once
 	p50, p99     time.Duration // notice created → LINE accepted
@@ -150,8 +151,8 @@ func (p pushPhase) print(w io.Writer) {
 	if p.offeredPerS > 0 {
 		fmt.Fprintf(w, " (offered %.0f/s)", p.offeredPerS)
 	}
-	fmt.Fprintf(w, "\n  %d push requests, 429 %d (%.3f%%), lost %d, duplicates %d, created→accepted p50 %s p99 %s\n",
-		p.requests, p.rateLimited, 100*p.share429(), p.lost, p.duplicates, p.p50.Round(time.Millisecond), p.p99.Round(time.Millisecond))
+	fmt.Fprintf(w, "\n  %d push requests, 429 %d (%.3f%%), 409 %d, lost %d, duplicates %d, created→accepted p50 %s p99 %s\n",
+		p.requests, p.rateLimited, 100*p.share429(), p.repeats, p.lost, p.duplicates, p.p50.Round(time.Millisecond), p.p99.Round(time.Millisecond))
 }
 
 func benchPush(ctx context.Context, cfg config.Config, bc pushBenchConfig, stdout, stderr io.Writer) (err error) {
@@ -314,8 +315,11 @@ func measurePushPhase(ctx context.Context, db *store.DB, sim *linesim.Server, na
 	p.requests = len(answers)
 	var last time.Time
 	for _, a := range answers {
-		if a.Status == http.StatusTooManyRequests {
+		switch a.Status {
+		case http.StatusTooManyRequests:
 			p.rateLimited++
+		case http.StatusConflict:
+			p.repeats++
 		}
 		if a.Status == http.StatusOK && a.Time.After(last) {
 			last = a.Time
