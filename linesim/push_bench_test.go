@@ -69,6 +69,13 @@ func retryKeys(n int) []string {
 	return keys
 }
 
+// setPushHeaders sets what the SDK sends with a push.
+func setPushHeaders(req *http.Request, auth, retryKey string) {
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Line-Retry-Key", retryKey)
+}
+
 // BenchmarkPushFlex sends the service's Flex push over loopback with a real HTTP client and a
 // fresh retry key each time: the emulator's cost as `ecardbot bench push` pays it, HTTP included.
 func BenchmarkPushFlex(b *testing.B) {
@@ -86,9 +93,7 @@ func BenchmarkPushFlex(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		req.Header.Set("Authorization", auth)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Line-Retry-Key", keys[i])
+		setPushHeaders(req, auth, keys[i])
 		res, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
@@ -114,9 +119,7 @@ func BenchmarkPushFlexHandler(b *testing.B) {
 	defer reportCPU(b)()
 	for i := range b.N {
 		req := httptest.NewRequest(http.MethodPost, "/v2/bot/message/push", bytes.NewReader(body))
-		req.Header.Set("Authorization", auth)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Line-Retry-Key", keys[i])
+		setPushHeaders(req, auth, keys[i])
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code != http.StatusOK {

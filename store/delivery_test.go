@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"slices"
 	"strconv"
 	"sync"
@@ -34,6 +35,20 @@ func seedDelivery(tb testing.TB, db *DB, g seedGuardian, channel ecardbot.Channe
 		id, notice, gid, string(channel), ecardbot.DeliveryPending, now, now).Error
 	if err != nil {
 		tb.Fatalf("insert delivery: %v", err)
+	}
+	return id
+}
+
+// copyDelivery adds a delivery of the notice of delivery from, in the same state, on channel,
+// to guardian (0: from's guardian), and returns its id.
+func copyDelivery(tb testing.TB, db *DB, from string, channel ecardbot.Channel, guardian int64) string {
+	tb.Helper()
+	id := uuid.NewString()
+	err := db.gorm.Exec(`INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
+SELECT ?, notice_id, COALESCE(?, guardian_id), ?, state, 0, created_at, updated_at FROM deliveries WHERE id = ?`,
+		id, sql.NullInt64{Int64: guardian, Valid: guardian != 0}, string(channel), from).Error
+	if err != nil {
+		tb.Fatalf("copy delivery: %v", err)
 	}
 	return id
 }
@@ -341,11 +356,7 @@ func TestDeliveryMarkSentBatch(t *testing.T) {
 		db := MustOpenMigrated(t, b)
 		svc := NewDeliveryService(db)
 		a := seedDelivery(t, db, seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: true}, ecardbot.ChannelLINE)
-		bID := uuid.NewString() // the same notice by e-mail
-		if err := db.gorm.Exec(`INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
-			SELECT ?, notice_id, guardian_id, 'email', state, 0, created_at, updated_at FROM deliveries WHERE id = ?`, bID, a).Error; err != nil {
-			t.Fatal(err)
-		}
+		bID := copyDelivery(t, db, a, ecardbot.ChannelEmail, 0) // the same notice by e-mail
 		if err := svc.MarkSent(ctx, bID, "first"); err != nil {
 			t.Fatal(err)
 		}
@@ -375,11 +386,7 @@ func TestDeliveryDetails(t *testing.T) {
 		db := MustOpenMigrated(t, b)
 		svc := NewDeliveryService(db)
 		line := seedDelivery(t, db, seedGuardian{taipeiPass: "tp1", lineUser: testLineUser, lineRow: true, following: true}, ecardbot.ChannelLINE)
-		email := uuid.NewString() // the same notice by e-mail, to an unconfirmed address
-		if err := db.gorm.Exec(`INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
-			SELECT ?, notice_id, guardian_id, 'email', state, 0, created_at, updated_at FROM deliveries WHERE id = ?`, email, line).Error; err != nil {
-			t.Fatal(err)
-		}
+		email := copyDelivery(t, db, line, ecardbot.ChannelEmail, 0) // the same notice by e-mail, to an unconfirmed address
 		ids := []string{email, uuid.NewString(), line}
 		for range maxParams {
 			ids = append(ids, uuid.NewString())
@@ -422,12 +429,7 @@ func TestDeliveryMarksDoNotDeadlock(t *testing.T) {
 		ids := []string{first}
 		for i := range 300 {
 			g := mustGuardian(t, db, seedGuardian{taipeiPass: "tp" + strconv.Itoa(i+1)})
-			id := uuid.NewString()
-			if err := db.gorm.Exec(`INSERT INTO deliveries (id, notice_id, guardian_id, channel, state, attempts, created_at, updated_at)
-				SELECT ?, notice_id, ?, channel, state, 0, created_at, updated_at FROM deliveries WHERE id = ?`, id, g, first).Error; err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, id)
+			ids = append(ids, copyDelivery(t, db, first, ecardbot.ChannelLINE, g))
 		}
 		marks := make([]ecardbot.SentMark, len(ids))
 		for i, id := range ids {

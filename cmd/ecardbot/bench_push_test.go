@@ -37,8 +37,8 @@ func TestBenchPushCommand(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^backlog: 2000 deliveries in \S+: \d+ sent/s$`),
 		regexp.MustCompile(`(?m)^under the limit: 400 deliveries in \S+: \d+ sent/s \(offered 200/s\)$`),
-		regexp.MustCompile(`(?m)^  2000 push requests, 429 0 \(0\.000%\), lost 0, duplicates 0, created→accepted p50 \S+ p99 \S+$`),
-		regexp.MustCompile(`(?m)^  400 push requests, 429 0 \(0\.000%\), lost 0, duplicates 0, created→accepted p50 \S+ p99 \S+$`),
+		regexp.MustCompile(`(?m)^  2000 push requests, 429 0 \(0\.000%\), 409 0, lost 0, duplicates 0, created→accepted p50 \S+ p99 \S+$`),
+		regexp.MustCompile(`(?m)^  400 push requests, 429 0 \(0\.000%\), 409 0, lost 0, duplicates 0, created→accepted p50 \S+ p99 \S+$`),
 		regexp.MustCompile(`(?m)^workers: LINE answer mean \S+, limiter wait mean \S+$`),
 	} {
 		if !want.MatchString(out) {
