@@ -24,15 +24,8 @@ type Action struct {
 	QuickReply bool `json:"quickReply,omitempty"`
 }
 
-// renderMessage turns a validated message object into what a chat shows: its visible lines,
-// its buttons and a plain-text form for assertions.
-func renderMessage(raw json.RawMessage) Message {
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return renderObject(raw, m)
-}
-
-// renderObject is renderMessage for a message object already decoded from raw.
+// renderObject turns a validated message object, m decoded from raw, into what a chat shows:
+// its visible lines, its buttons and a plain-text form for assertions.
 func renderObject(raw json.RawMessage, m map[string]any) Message {
 	msg := Message{Raw: raw, Lines: []string{}, Actions: []Action{}}
 	msg.Type, _ = m["type"].(string)

@@ -1,6 +1,7 @@
 package linesim
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -31,7 +32,11 @@ func TestRenderMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := renderMessage([]byte(tt.raw))
+			var m map[string]any
+			if err := json.Unmarshal([]byte(tt.raw), &m); err != nil {
+				t.Fatal(err)
+			}
+			got := renderObject([]byte(tt.raw), m)
 			if got.Text != tt.wantText {
 				t.Errorf("Text = %q, want %q", got.Text, tt.wantText)
 			}

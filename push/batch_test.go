@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/taipei-doit/ecardbot"
@@ -68,7 +67,7 @@ func TestBatchSkipsWhatMustNotBeSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"
-	err := h.relay.queue.enqueue(ctx, newBatchTask(h.kv.Prefix(), []string{gone, sent, blocked, ok}))
+	err := h.relay.queue.enqueue(ctx, newBatchTask(h.kv.Prefix(), "", []string{gone, sent, blocked, ok}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,29 +82,36 @@ func TestBatchSkipsWhatMustNotBeSent(t *testing.T) {
 	}
 }
 
-// TestBatchRetriedWhenItsDeliveriesCannotBe: a delivery of a batch failed and cannot be put on a
-// task of its own because Redis is gone; the batch fails, so asynq runs it again, instead of
-// dropping the delivery. With Redis there, the delivery waits on its own task for its retry.
+// TestBatchRetriedWhenItsDeliveriesCannotBe: a delivery of a batch failed and cannot be
+// re-queued because Redis is gone; the batch fails, so asynq runs it again, instead of dropping
+// the delivery. With Redis there, the failed delivery waits for its retry in a batch of its
+// own, and the sent one is not in it.
 func TestBatchRetriedWhenItsDeliveriesCannotBe(t *testing.T) {
 	dels := newMemDeliveries()
-	id := dels.add("U00000000000000000000000000000001", true, time.Now())
+	failing := dels.add("U00000000000000000000000000000001", true, time.Now())
+	sent := dels.add("U00000000000000000000000000000001", true, time.Now())
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
 	defer rdb.Close()
 	w := newWorker(workerConfig{channel: ecardbot.ChannelLINE, queue: QueueLINE, deliveries: dels, redis: rdb, prefix: "t:", concurrency: 1})
-	failing := func(context.Context, ecardbot.DeliveryDetail) error { return errors.New("LINE answered 500") }
-	batch := newBatchTask("t:", []string{id}).t
+	send := func(_ context.Context, d ecardbot.DeliveryDetail) error {
+		if d.ID == failing {
+			return errors.New("LINE answered 500")
+		}
+		return nil
+	}
+	batch := newBatchTask("t:", "", []string{failing, sent}).t
 
-	if err := w.handleBatch(context.Background(), batch, failing); err != nil {
+	if err := w.handleBatch(context.Background(), batch, send); err != nil {
 		t.Fatalf("batch with Redis up = %v, want done", err)
 	}
-	info, err := w.queue.insp.GetTaskInfo(Queue("t:", QueueLINE), id)
-	if err != nil || info.State != asynq.TaskStateScheduled || info.Type != TaskLINE {
-		t.Fatalf("the delivery's own task = %+v, %v; want it scheduled", info, err)
+	retries, err := w.queue.insp.ListScheduledTasks(Queue("t:", QueueLINE))
+	if err != nil || len(retries) != 1 || retries[0].Type != TaskLINEBatch || string(retries[0].Payload) != failing {
+		t.Fatalf("scheduled tasks = %+v, %v; want one batch of the failed delivery", retries, err)
 	}
 
 	mr.Close()
-	if err := w.handleBatch(context.Background(), batch, failing); err == nil {
+	if err := w.handleBatch(context.Background(), batch, send); err == nil {
 		t.Fatal("batch with Redis down = nil, want an error so that asynq runs it again")
 	}
 }

@@ -5,20 +5,23 @@
 // The flow of one delivery:
 //
 //  1. The fan-out creates it pending, with a UUID, in the transaction that created its notice.
-//  2. The Relay enqueues its task, then marks it queued. A LINE delivery travels in a batch
-//     task of up to LINEBatch deliveries, whose task ID is made from the first one's UUID; an
-//     e-mail, a retry or a replay in a task of its own whose task ID is its UUID. asynq refuses
-//     a second task with the same ID, so a relay that crashed between the two steps enqueues
-//     nothing new when it runs again: nothing is lost and nothing is doubled. While Redis is
-//     down deliveries simply stay pending in the database. A delivery left queued and untouched
-//     for RequeueAfter is enqueued again, in case Redis lost its task (restarted without
-//     persistence): the database, not Redis, is the record of what is still to send.
+//  2. The Relay enqueues its task, then marks it queued. LINE deliveries travel in batch tasks
+//     of up to 25, whose task ID is a hash of the batch's UUIDs; an e-mail in a task of its own
+//     whose task ID is its UUID. asynq refuses a second task with the same ID, so a relay that
+//     crashed between the two steps enqueues the same batches again in vain: nothing is lost.
+//     A batch of other deliveries is a new task, so a delivery is never marked queued without a
+//     task that holds it; one in two tasks is sent once, as the worker skips it once sent and
+//     LINE answers 409 to a retry key it has accepted. While Redis is down deliveries simply
+//     stay pending in the database. A delivery left queued and untouched for RequeueAfter is
+//     enqueued again, in case Redis lost its task (restarted without persistence): the
+//     database, not Redis, is the record of what is still to send. A replayed dead letter is
+//     pending again and goes the same way.
 //  3. A worker of the delivery's channel loads it (a batch in one read), drops it if it is no
 //     longer pending or queued or the guardian is no longer reachable (LINE: dead, replayable
 //     once they follow again; e-mail: cancelled, as an address no longer confirmed may be
 //     someone else's), waits for its turn in the channel's global limiter (a GCRA in Redis),
-//     and pushes it to LINE or mails it through the SMTP relay. A delivery of a batch whose
-//     attempt fails is retried on a task of its own.
+//     and pushes it to LINE or mails it through the SMTP relay. The deliveries of a batch whose
+//     attempt failed are retried together, in a new batch task.
 //  4. The outcome decides the next state: accepted (200, or 409 for a retry key LINE has already
 //     seen) → sent; a LINE-side or network failure, or the rate limit → retried with capped
 //     exponential backoff for up to 23 hours after the delivery was created; the monthly limit →

@@ -63,7 +63,7 @@ func NewEmailWorker(cfg EmailWorkerConfig) *EmailWorker {
 }
 
 // Start starts processing tasks in the background.
-func (w *EmailWorker) Start() error { return w.start(TaskEmail, "", w.send) }
+func (w *EmailWorker) Start() error { return w.start(TaskEmail, false, w.send) }
 
 // send mails one delivery. SMTP has no retry key: a retry after a lost acknowledgement may
 // deliver the mail twice, and the Message-ID, the same on every attempt, lets mail systems and

@@ -208,6 +208,16 @@ func (p *pipeline) waitState(id, state string) ecardbot.DeliveryDetail {
 	return p.detail(id)
 }
 
+// waitQueueDone waits until queue holds no task that is still to run or running.
+func (p *pipeline) waitQueueDone(queue string) {
+	p.t.Helper()
+	insp := asynq.NewInspectorFromRedisClient(p.kv.Redis())
+	waitFor(p.t, queue+" tasks to end", func() bool {
+		q, err := insp.GetQueueInfo(Queue(p.kv.Prefix(), queue))
+		return errors.Is(err, asynq.ErrQueueNotFound) || (err == nil && q.Pending+q.Active+q.Scheduled+q.Retry == 0)
+	})
+}
+
 // waitTaskGone waits until the queue holds no task for the delivery: its last run has ended.
 func (p *pipeline) waitTaskGone(queue, id string) {
 	p.t.Helper()
@@ -374,7 +384,7 @@ func TestMonthlyLimitFallsBackToEmail(t *testing.T) {
 	}
 	p.waitState(kept, ecardbot.DeliverySent)
 	p.waitState(keptToo, ecardbot.DeliverySent)
-	p.waitTaskGone(QueueLINE, replaced)
+	p.waitQueueDone(QueueLINE) // the replaced delivery's last task has ended
 	if n := len(p.sim.Inbox(lineUser)); n != 1 {
 		t.Errorf("guardian without e-mail got %d LINE messages, want 1", n)
 	}

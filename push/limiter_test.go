@@ -159,16 +159,22 @@ func TestLimiterPausedCached(t *testing.T) {
 	rdb, trips, prefix := mustLimiterRedis(t)
 	ctx := context.Background()
 	l := NewLimiter(rdb, prefix, 20)
+	// At most one read of Redis per pauseTTL begun, however many callers: bounds that hold on a
+	// slow machine too.
+	atMost := func(since time.Time) int { return 1 + int(time.Since(since)/pauseTTL) }
+
+	start := time.Now()
 	for range 100 {
 		if p, err := l.Paused(ctx); err != nil || p {
 			t.Fatalf("Paused = %v, %v", p, err)
 		}
 	}
-	if n := trips.count("exists"); n != 1 {
-		t.Errorf("100 Paused in %v: %d round trips, want 1", pauseTTL, n)
+	if n, limit := trips.count("exists"), atMost(start); n > limit {
+		t.Errorf("100 Paused: %d round trips, want at most %d", n, limit)
 	}
 
-	time.Sleep(pauseTTL)
+	time.Sleep(pauseTTL) // the cached answer expires
+	before, start := trips.count("exists"), time.Now()
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
@@ -178,8 +184,8 @@ func TestLimiterPausedCached(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := trips.count("exists") - 1; n != 1 {
-		t.Errorf("50 concurrent Paused after expiry: %d round trips, want 1", n)
+	if n, limit := trips.count("exists")-before, atMost(start); n < 1 || n > limit {
+		t.Errorf("50 concurrent Paused after expiry: %d round trips, want 1 to %d", n, limit)
 	}
 }
 

@@ -93,7 +93,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 // enough batches (lineBatch each) for twice that, so that a batch's last push never leaves the
 // others idle; and no more, so that a replica holds few deliveries it has not sent yet, the backlog
 // spreads over the replicas, and a replica that dies holds few back until asynq recovers its tasks.
-// Tasks of one delivery (retries, replays) take a slot each too.
+// Retries are batches too (handleBatch).
 func lineTasks(pushes int) int { return max(2, (2*pushes+lineBatch-1)/lineBatch) }
 
 // Limiter returns the worker's limiter, e.g. to end a pause.
@@ -102,7 +102,7 @@ func (w *Worker) Limiter() *Limiter { return w.limiter }
 // Start starts processing tasks in the background.
 func (w *Worker) Start() error {
 	w.marks = startSentMarks(w.deliveries)
-	if err := w.start(TaskLINE, TaskLINEBatch, w.push); err != nil {
+	if err := w.start(TaskLINEBatch, true, w.push); err != nil {
 		w.marks.close()
 		return err
 	}
@@ -135,7 +135,7 @@ func (w *Worker) push(ctx context.Context, d ecardbot.DeliveryDetail) error {
 	if err := w.holdIfPaused(ctx, d); err != nil {
 		return err
 	}
-	key := uuid.MustParse(d.ID) // handle checked the task's delivery ID, which is d.ID
+	key := uuid.MustParse(d.ID) // handleBatch checked the delivery IDs of its task
 	res, err := w.cfg.LINE.Push(ctx, key, d.LineUserID, []messaging_api.MessageInterface{w.cfg.Message(d)})
 	if err == nil {
 		reqID, status := res.RequestID, "sent"

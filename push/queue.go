@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -22,7 +23,6 @@ import (
 // two tests, sharing one Redis then never take each other's tasks.
 const (
 	QueueLINE     = "line"
-	TaskLINE      = "delivery:line"
 	TaskLINEBatch = "delivery:line:batch"
 	QueueEmail    = "email"
 	TaskEmail     = "delivery:email"
@@ -42,25 +42,23 @@ type task struct {
 	opts      []asynq.Option
 }
 
-// newTask is the task of one delivery, in its channel's queue; its payload and its asynq task
-// ID are the delivery's ID, which makes enqueueing it idempotent. Retries, replays and every
-// e-mail go this way.
-func newTask(prefix string, p ecardbot.PendingDelivery) task {
-	typ := TaskLINE
-	if p.Channel == ecardbot.ChannelEmail {
-		typ = TaskEmail
-	}
-	return newQueued(queueOf(prefix, p.Channel), p.ID, asynq.NewTask(typ, []byte(p.ID)))
+// newEmailTask is the task of one e-mail delivery; its payload and its asynq task ID are the
+// delivery's ID, which makes enqueueing it idempotent.
+func newEmailTask(prefix, id string) task {
+	return newQueued(Queue(prefix, QueueEmail), id, asynq.NewTask(TaskEmail, []byte(id)))
 }
 
 // newBatchTask is the task of a batch of LINE deliveries: the payload lists their IDs, comma
-// separated, and the task ID is the first one's with a "batch:" prefix. The relay reads
-// pending deliveries in a fixed order, so after a crash between enqueueing and marking them
-// queued it makes the same batches again, and asynq refuses them. A batch made differently
-// (a delivery of it was cancelled meanwhile) only repeats deliveries that are already queued:
-// the worker skips one that is sent, and LINE answers 409 to a retry key it has accepted.
-func newBatchTask(prefix string, ids []string) task {
-	return newQueued(Queue(prefix, QueueLINE), "batch:"+ids[0], asynq.NewTask(TaskLINEBatch, []byte(strings.Join(ids, ","))))
+// separated, and the task ID is a hash of that list and of retryOf, the task whose failed
+// deliveries it retries ("" for the relay's batches). The relay reads pending deliveries in a
+// fixed order, so after a crash between enqueueing and marking them queued it makes the same
+// batches again, and asynq refuses them; a batch of other deliveries is a task of its own, so
+// no delivery is marked queued without a task that holds it. A delivery that ends up in two
+// batches is skipped by the second once sent, and answered 409 by LINE if both push it at once.
+func newBatchTask(prefix, retryOf string, ids []string) task {
+	list := strings.Join(ids, ",")
+	id := "batch:" + uuid.NewSHA1(uuid.NameSpaceOID, []byte(retryOf+"\n"+list)).String()
+	return newQueued(Queue(prefix, QueueLINE), id, asynq.NewTask(TaskLINEBatch, []byte(list)))
 }
 
 func newQueued(queue, id string, t *asynq.Task) task {
@@ -112,14 +110,6 @@ func (e enqueuer) enqueue(ctx context.Context, t task, opts ...asynq.Option) err
 
 // Queue returns the asynq queue name of queue (QueueLINE or QueueEmail) under the kv prefix.
 func Queue(prefix, queue string) string { return prefix + queue }
-
-// queueOf returns the queue of a channel's tasks.
-func queueOf(prefix string, c ecardbot.Channel) string {
-	if c == ecardbot.ChannelEmail {
-		return Queue(prefix, QueueEmail)
-	}
-	return Queue(prefix, QueueLINE)
-}
 
 // Backoff is a capped exponential backoff with jitter: Base·2ⁿ, at most Max, then a random
 // half to whole of it, so workers that failed together do not retry together.

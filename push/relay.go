@@ -31,9 +31,10 @@ const DefaultRequeueAfter = 10 * time.Minute
 
 // Relay moves pending deliveries (the outbox) to the queue: LINE deliveries in batches (see
 // newBatchTask), e-mails one by one. The database is the record: a delivery is marked queued
-// only after its task is in Redis, and enqueueing is idempotent (the task ID comes from the
-// deliveries), so the relay may crash, or Redis may be down, at any step without losing or
-// doubling a delivery. Several replicas may run a relay at once for the same reason.
+// only after a task that holds it is in Redis, and enqueueing is idempotent (the task ID comes
+// from the deliveries), so the relay may crash, or Redis may be down, at any step without
+// losing a delivery, and LINE's retry keys keep one in two tasks from being sent twice.
+// Several replicas may run a relay at once for the same reason.
 type Relay struct {
 	cfg   RelayConfig
 	queue enqueuer
@@ -136,8 +137,8 @@ func (r *Relay) requeueStale(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	for _, p := range stale {
-		if err := r.queue.enqueue(ctx, newTask(r.cfg.Prefix, p)); err != nil {
+	for _, t := range r.tasks(stale) {
+		if err := r.queue.enqueue(ctx, t); err != nil {
 			return false, err // claimed but not enqueued: claimed again a period later
 		}
 	}
@@ -154,12 +155,12 @@ func (r *Relay) tasks(pending []ecardbot.PendingDelivery) iter.Seq2[[]string, ta
 				line = append(line, p.ID)
 				continue
 			}
-			if !yield([]string{p.ID}, newTask(r.cfg.Prefix, p)) {
+			if !yield([]string{p.ID}, newEmailTask(r.cfg.Prefix, p.ID)) {
 				return
 			}
 		}
 		for batch := range slices.Chunk(line, lineBatch) {
-			if !yield(batch, newBatchTask(r.cfg.Prefix, batch)) {
+			if !yield(batch, newBatchTask(r.cfg.Prefix, "", batch)) {
 				return
 			}
 		}

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -481,24 +482,42 @@ func TestRetryWindowExceeded(t *testing.T) {
 func TestRelayCrashBetweenEnqueueAndMark(t *testing.T) {
 	h := newHarness(t, linesim.Options{})
 	ctx := context.Background()
-	id := h.dels.add(h.friend(), true, time.Now())
+	u := h.friend()
+	id := h.dels.add(u, true, time.Now())
 	// The crashed relay enqueued the task but never marked the delivery queued.
-	if err := h.relay.queue.enqueue(ctx, newBatchTask(h.kv.Prefix(), []string{id})); err != nil {
+	if err := h.relay.queue.enqueue(ctx, newBatchTask(h.kv.Prefix(), "", []string{id})); err != nil {
 		t.Fatal(err)
 	}
-	// The restarted relay finds it still pending and enqueues it again: asynq refuses the ID.
-	if n, err := h.relay.Tick(ctx); err != nil || n != 1 {
+	// The restarted relay finds it still pending, with a new one: it enqueues the two in a
+	// batch of their own, so the new one is not marked queued on the strength of the old task.
+	later := h.dels.add(u, true, time.Now())
+	var pending []string // in the relay's order
+	ps, err := h.dels.PendingBatch(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		pending = append(pending, p.ID)
+	}
+	if n, err := h.relay.Tick(ctx); err != nil || n != 2 {
 		t.Fatalf("Tick = %d, %v", n, err)
+	}
+	// The same batch again, as after a crash between the two steps: asynq refuses it.
+	if err := h.relay.queue.enqueue(ctx, newBatchTask(h.kv.Prefix(), "", pending)); err != nil {
+		t.Fatal(err)
+	}
+	if tasks, err := h.relay.queue.insp.ListPendingTasks(Queue(h.kv.Prefix(), QueueLINE)); err != nil || len(tasks) != 2 {
+		t.Fatalf("pending tasks = %d, %v; want the crashed relay's and the restarted one's", len(tasks), err)
 	}
 	h.start()
 	h.waitState(id, ecardbot.DeliverySent)
-	// Once more, after the task ran: the delivery is sent, so nothing is pending.
+	h.waitState(later, ecardbot.DeliverySent)
+	// Once more, after the tasks ran: the deliveries are sent, so nothing is pending.
 	if n, err := h.relay.Tick(ctx); err != nil || n != 0 {
 		t.Fatalf("Tick after send = %d, %v", n, err)
 	}
-	h.waitPushes(1)
-	if got := h.pushes(0); len(got) != 1 || got[id] != 1 {
-		t.Errorf("push requests by retry key = %v, want exactly one", got)
+	if got := h.pushes(http.StatusOK); len(got) != 2 || got[id] != 1 || got[later] != 1 {
+		t.Errorf("accepted pushes by retry key = %v, want each delivery once", got)
 	}
 }
 
@@ -710,14 +729,22 @@ func TestRelayRequeuesStaleABatchPerTick(t *testing.T) {
 		stale = append(stale, id)
 	}
 	fresh := h.dels.add(u, true, time.Now())
-	inQueue := func(taskID string) bool {
-		_, err := h.relay.queue.insp.GetTaskInfo(queueOf(h.relay.cfg.Prefix, ecardbot.ChannelLINE), taskID)
-		return err == nil
+	inQueue := func(id string) bool {
+		tasks, err := h.relay.queue.insp.ListPendingTasks(Queue(h.relay.cfg.Prefix, QueueLINE))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			if slices.Contains(strings.Split(string(task.Payload), ","), id) {
+				return true
+			}
+		}
+		return false
 	}
 	if n, err := h.relay.Tick(ctx); err != nil || n != 1 {
 		t.Fatalf("first Tick = %d, %v; want the pending delivery queued", n, err)
 	}
-	if !inQueue("batch:" + fresh) {
+	if !inQueue(fresh) {
 		t.Error("the pending delivery waited behind the stale ones")
 	}
 	queued := 0

@@ -100,14 +100,15 @@ func newWorker(c workerConfig) worker {
 // sender sends one delivery on the worker's channel.
 type sender func(context.Context, ecardbot.DeliveryDetail) error
 
-// start serves, in the background, taskType's tasks of one delivery and, unless empty,
-// batchType's tasks of several, calling send for each delivery that may still be sent.
-func (w *worker) start(taskType, batchType string, send sender) error {
-	mux := asynq.NewServeMux()
-	mux.HandleFunc(taskType, func(ctx context.Context, t *asynq.Task) error { return w.handle(ctx, t, send) })
-	if batchType != "" {
-		mux.HandleFunc(batchType, func(ctx context.Context, t *asynq.Task) error { return w.handleBatch(ctx, t, send) })
+// start serves taskType's tasks in the background, each of one delivery or, if batched, of
+// several, calling send for each delivery that may still be sent.
+func (w *worker) start(taskType string, batched bool, send sender) error {
+	handle := w.handle
+	if batched {
+		handle = w.handleBatch
 	}
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(taskType, func(ctx context.Context, t *asynq.Task) error { return handle(ctx, t, send) })
 	if err := w.srv.Start(mux); err != nil {
 		return fmt.Errorf("start %s workers: %w", w.channel, err)
 	}
@@ -137,11 +138,11 @@ func (w *worker) handle(ctx context.Context, t *asynq.Task, send sender) error {
 }
 
 // handleBatch runs the task of a batch of deliveries (newBatchTask): one database read for all
-// of them, then each sent concurrently as handle would send it. A delivery whose attempt fails
-// goes on alone, on a task of its own after its retry delay, so the batch is done once each of
-// its deliveries is sent, given up or so re-queued. When that cannot be done (Redis or the
-// database is down), the batch fails and asynq runs it again later: its deliveries sent by then
-// are skipped, as no longer queued.
+// of them, then each sent concurrently as handle would send it. The deliveries whose attempt
+// failed go on together in a new batch task, after the retry delay of the one tried least (or
+// the pause's), so the batch is done once each of its deliveries is sent, given up or so
+// re-queued. When that cannot be done (Redis or the database is down), the batch fails and
+// asynq runs it again later: its deliveries sent by then are skipped, as no longer queued.
 func (w *worker) handleBatch(ctx context.Context, t *asynq.Task, send sender) error {
 	ids := strings.Split(string(t.Payload()), ",")
 	for _, id := range ids {
@@ -160,19 +161,32 @@ func (w *worker) handleBatch(ctx context.Context, t *asynq.Task, send sender) er
 		wg.Go(func() { errs[i] = w.deliver(ctx, d, send) })
 	}
 	wg.Wait()
-	var failed error
+	// Held by the pause, or failed: two batches, as they wait for different delays.
+	var paused, failed []int
 	for i, err := range errs {
-		if err == nil || errors.Is(err, ErrPermanent) {
-			continue
-		}
-		// Its own task, with the task ID handle's tasks have: one that waits already (a
-		// replay, the relay's requeueStale) is kept.
-		retry := newTask(w.prefix, ecardbot.PendingDelivery{ID: ds[i].ID, Channel: w.channel})
-		if qerr := w.queue.enqueue(ctx, retry, asynq.ProcessIn(w.retryDelay(0, err, nil))); qerr != nil {
-			failed = qerr
+		switch {
+		case err == nil || errors.Is(err, ErrPermanent):
+		case errors.Is(err, errPaused):
+			paused = append(paused, i)
+		default:
+			failed = append(failed, i)
 		}
 	}
-	return failed
+	taskID, _ := asynq.GetTaskID(ctx)
+	for _, group := range [][]int{paused, failed} {
+		if len(group) == 0 {
+			continue
+		}
+		retry, attempts := make([]string, len(group)), ds[group[0]].Attempts
+		for k, i := range group {
+			retry[k], attempts = ds[i].ID, min(attempts, ds[i].Attempts)
+		}
+		delay := w.retryDelay(attempts, errs[group[0]], nil)
+		if err := w.queue.enqueue(ctx, newBatchTask(w.prefix, "retry "+taskID, retry), asynq.ProcessIn(delay)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deliver sends d unless it must not be sent, and returns as handle does.

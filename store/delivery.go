@@ -36,9 +36,10 @@ func NewDeliveryService(db *DB) *DeliveryService {
 const active = `('pending', 'queued')`
 
 // lockedActive selects the active deliveries among the IDs in $3 and locks them in the order
-// of their IDs. Statements that update many deliveries at once, such as the sent marks of two
-// replicas that both hold a delivery, then never wait for each other in a cycle, which
-// PostgreSQL would end by aborting one of them as a deadlock.
+// of their IDs, as MarkQueued does: the relay's queued marks and the workers' sent marks (of
+// two replicas that both hold a delivery, too) then never wait for each other in a cycle,
+// which PostgreSQL would end by aborting one of them as a deadlock. ClaimStaleQueued skips
+// locked rows instead.
 const lockedActive = `SELECT id FROM deliveries WHERE id = ANY($3::text[]) AND state IN ` + active + ` ORDER BY id FOR UPDATE`
 
 // PendingBatch returns up to limit pending deliveries, oldest first, so a backlog drains in
@@ -71,11 +72,9 @@ func (s *DeliveryService) MarkQueued(ctx context.Context, ids []string) error {
 	}
 	now := s.db.timeArg(s.now())
 	if s.db.dialect == DialectPostgres {
-		// A row locked by a worker's sent mark is skipped rather than waited for: the worker
-		// moves it past queued anyway, and waiting for it while holding other rows could
-		// deadlock with that mark (see lockedActive).
+		// Rows locked in ID order, as the sent marks lock them (lockedActive).
 		_, err := s.db.exec(ctx, s.db.gorm.WithContext(ctx), `UPDATE deliveries SET state = $1, updated_at = $2
-WHERE id IN (SELECT id FROM deliveries WHERE id = ANY($3::text[]) AND state = $4 FOR UPDATE SKIP LOCKED)`,
+WHERE id IN (SELECT id FROM deliveries WHERE id = ANY($3::text[]) AND state = $4 ORDER BY id FOR UPDATE)`,
 			ecardbot.DeliveryQueued, now, ids, ecardbot.DeliveryPending)
 		if err != nil {
 			return fmt.Errorf("mark deliveries queued: %w", mapError(err))
@@ -102,8 +101,14 @@ func (s *DeliveryService) ClaimStaleQueued(ctx context.Context, olderThan time.T
 		ID      string
 		Channel string
 	}
+	// On PostgreSQL rows a worker is marking are skipped: they are being handled, and waiting
+	// for them while holding others could deadlock with the worker's mark.
+	skipLocked := ""
+	if s.db.dialect == DialectPostgres {
+		skipLocked = " FOR UPDATE SKIP LOCKED"
+	}
 	err := s.db.gorm.WithContext(ctx).Raw(`UPDATE deliveries SET updated_at = ? WHERE id IN
-	(SELECT id FROM deliveries WHERE state = ? AND updated_at < ? ORDER BY updated_at, id LIMIT ?)
+	(SELECT id FROM deliveries WHERE state = ? AND updated_at < ? ORDER BY updated_at, id LIMIT ?`+skipLocked+`)
 	AND state = ? AND updated_at < ? RETURNING id, channel`,
 		s.db.timeArg(s.now()), ecardbot.DeliveryQueued, s.db.timeArg(olderThan), limit,
 		ecardbot.DeliveryQueued, s.db.timeArg(olderThan)).Scan(&rows).Error

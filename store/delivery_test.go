@@ -416,8 +416,8 @@ func TestDeliveryDetails(t *testing.T) {
 	})
 }
 
-// TestDeliveryMarksDoNotDeadlock: the relay marks a batch queued while workers mark the same
-// deliveries sent, in another order. Neither statement may fail: on PostgreSQL, two UPDATEs
+// TestDeliveryMarksDoNotDeadlock: the relay marks a batch queued, or claims stale deliveries,
+// while workers mark the same deliveries sent, in another order. Neither statement may fail: on PostgreSQL, two UPDATEs
 // that lock the same rows in opposite orders abort one of them as a deadlock, and a sent mark
 // so lost makes the delivery go to LINE once more.
 func TestDeliveryMarksDoNotDeadlock(t *testing.T) {
@@ -449,6 +449,20 @@ func TestDeliveryMarksDoNotDeadlock(t *testing.T) {
 			}
 			if n := count(t, db, "deliveries WHERE state = 'sent'"); n != int64(len(ids)) {
 				t.Fatalf("round %d: %d of %d deliveries sent", round, n, len(ids))
+			}
+		}
+		// The relay's look for stale deliveries meets the workers' sent marks the same way.
+		for round := range 20 {
+			if err := db.gorm.Exec(`UPDATE deliveries SET state = ?, updated_at = ?`, ecardbot.DeliveryQueued, db.timeArg(seedNow)).Error; err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var claimErr, sentErr error
+			wg.Go(func() { _, claimErr = svc.ClaimStaleQueued(ctx, seedNow.Add(time.Hour), len(ids)) })
+			wg.Go(func() { sentErr = svc.MarkSentBatch(ctx, marks) })
+			wg.Wait()
+			if claimErr != nil || sentErr != nil {
+				t.Fatalf("round %d: ClaimStaleQueued: %v; MarkSentBatch: %v", round, claimErr, sentErr)
 			}
 		}
 	})
