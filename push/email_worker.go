@@ -30,7 +30,7 @@ type EmailWorkerConfig struct {
 	RetryWindow time.Duration
 	Backoff     Backoff
 	// PollInterval is how often idle workers and the retry forwarder look at Redis; zero
-	// means every 100 ms (idlePoll) and asynq's default of 5 s. Tests shorten both.
+	// means idlePoll and retryPoll. Tests shorten both.
 	PollInterval time.Duration
 	Now          func() time.Time // nil means time.Now
 }

@@ -72,9 +72,18 @@ func newLimiter(rdb *redis.Client, prefix string, channel ecardbot.Channel, rate
 		rdb:   rdb,
 		key:   prefix + "push:" + string(channel) + ":rate",
 		pause: prefix + "push:" + string(channel) + ":paused",
-		limit: redis_rate.PerSecond(rate),
+		limit: RateLimit(rate),
 		chunk: max(1, rate/50),
 	}
+}
+
+// RateLimit is the GCRA of rate sends a second that a Limiter keeps: that rate, with a burst
+// of a tenth of a second's worth. The burst lets workers go on while a grant is on its way;
+// kept small, no second ever sees more than 110% of the rate, so LINE, which counts its own
+// seconds from wherever they start, keeps room in its bucket for sends that arrive a little
+// early, and does not answer 429 to them. (redis_rate's PerSecond bursts a whole second.)
+func RateLimit(rate int) redis_rate.Limit {
+	return redis_rate.Limit{Rate: rate, Burst: max(1, rate/10), Period: time.Second}
 }
 
 // Wait blocks until the caller may push once and returns how long it waited. It returns an

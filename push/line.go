@@ -40,7 +40,7 @@ type WorkerConfig struct {
 	PauseRetry time.Duration
 	Backoff    Backoff
 	// PollInterval is how often idle workers and the retry forwarder look at Redis; zero
-	// means every 100 ms (idlePoll) and asynq's default of 5 s. Tests shorten both.
+	// means idlePoll and retryPoll. Tests shorten both.
 	PollInterval time.Duration
 	// OnPaused, when set, is called for every LINE delivery held back because LINE sending is
 	// paused (the monthly limit), before its task is put back to wait for PauseRetry. It is the

@@ -58,6 +58,10 @@ type workerConfig struct {
 // process.
 const idlePoll = 100 * time.Millisecond
 
+// retryPoll is how often the tasks whose retry delay is over are moved back to the queue:
+// asynq's default of 5 s made a delivery LINE answered 429 wait up to five times its backoff.
+const retryPoll = time.Second
+
 func newWorker(c workerConfig) worker {
 	if c.retryWindow <= 0 {
 		c.retryWindow = DefaultRetry
@@ -77,7 +81,7 @@ func newWorker(c workerConfig) worker {
 		RetryDelayFunc:           retryDelay,
 		IsFailure:                func(err error) bool { return !errors.Is(err, errPaused) },
 		TaskCheckInterval:        cmp.Or(c.pollInterval, idlePoll),
-		DelayedTaskCheckInterval: c.pollInterval,
+		DelayedTaskCheckInterval: cmp.Or(c.pollInterval, retryPoll),
 		ShutdownTimeout:          30 * time.Second,
 		Logger:                   asynqLogger{log.With("component", "asynq")},
 		LogLevel:                 asynq.WarnLevel,

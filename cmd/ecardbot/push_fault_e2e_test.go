@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
@@ -333,10 +332,10 @@ func TestPushTwoWorkersShareTheLimit(t *testing.T) {
 	mains := []*Main{pt.mustRunWorkerMain(t, redisURL, prefix, rate), pt.mustRunWorkerMain(t, redisURL, prefix, rate)}
 	pt.mustAllSentOnce(t, n, 60*time.Second)
 
-	// The limiter is redis_rate's PerSecond(rate): a burst of Burst at once, then one every
+	// The limiter is a GCRA (push.RateLimit): a burst of Burst at once, then one every
 	// Period/Rate. Pushes arrive at LINE a network hop after their grant, and that hop varies;
 	// jitter widens the window the grants of one LINE-side second may come from.
-	lim := redis_rate.PerSecond(rate)
+	lim := push.RateLimit(rate)
 	const jitter = 100 * time.Millisecond
 	maxPerWindow := lim.Burst + int(float64(lim.Rate)*(time.Second+jitter).Seconds()/lim.Period.Seconds())
 	var times []time.Time
