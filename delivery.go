@@ -65,7 +65,9 @@ type SentMark struct {
 type DeliveryService interface {
 	// PendingBatch returns up to limit pending deliveries, oldest first.
 	PendingBatch(ctx context.Context, limit int) ([]PendingDelivery, error)
-	// MarkQueued moves pending deliveries to queued; others are left alone.
+	// MarkQueued records that a task holds the pending or queued deliveries among ids: they
+	// are queued as of now, which keeps the relay from taking them for lost (ClaimStaleQueued).
+	// Others are left alone.
 	MarkQueued(ctx context.Context, ids []string) error
 	// ClaimStaleQueued returns up to limit deliveries that have been queued, untouched, since
 	// before olderThan, and marks them touched now: the relay puts back the task of each one

@@ -115,3 +115,29 @@ func TestBatchRetriedWhenItsDeliveriesCannotBe(t *testing.T) {
 		t.Fatal("batch with Redis down = nil, want an error so that asynq runs it again")
 	}
 }
+
+// TestBatchHeldByPauseStaysFresh: deliveries held back by the pause wait in a new batch, and
+// are touched, so that the relay's look for lost tasks (ClaimStaleQueued) leaves them alone.
+func TestBatchHeldByPauseStaysFresh(t *testing.T) {
+	dels := newMemDeliveries()
+	id := dels.add("U00000000000000000000000000000001", true, time.Now())
+	if err := dels.MarkQueued(context.Background(), []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	dels.mu.Lock()
+	dels.recs[id].touched = time.Now().Add(-DefaultRequeueAfter - time.Minute)
+	dels.mu.Unlock()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	w := newWorker(workerConfig{channel: ecardbot.ChannelLINE, queue: QueueLINE, deliveries: dels, redis: rdb, prefix: "t:", concurrency: 1})
+	held := func(context.Context, ecardbot.DeliveryDetail) error { return errPaused }
+
+	if err := w.handleBatch(context.Background(), newBatchTask("t:", "", []string{id}).t, held); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := dels.ClaimStaleQueued(context.Background(), time.Now().Add(-DefaultRequeueAfter), 10)
+	if err != nil || len(stale) != 0 {
+		t.Errorf("stale deliveries = %v, %v; want none, the held one was touched", stale, err)
+	}
+}

@@ -83,7 +83,7 @@ func (m *memDeliveries) MarkQueued(_ context.Context, ids []string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, id := range ids {
-		if r := m.recs[id]; r != nil && r.d.State == ecardbot.DeliveryPending {
+		if r := m.recs[id]; r != nil && active(r.d.State) {
 			r.d.State, r.touched = ecardbot.DeliveryQueued, time.Now()
 		}
 	}

@@ -189,6 +189,11 @@ func (w *worker) handleBatch(ctx context.Context, t *asynq.Task, send sender) er
 		if err := w.queue.enqueue(ctx, newBatchTask(w.prefix, "retry "+taskID, retry), asynq.ProcessIn(delay)); err != nil {
 			return err
 		}
+		// Touched, so that the relay does not take them for lost while they wait out a long
+		// pause, and enqueue another copy of them every RequeueAfter.
+		if err := w.deliveries.MarkQueued(ctx, retry); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -35,11 +35,10 @@ func NewDeliveryService(db *DB) *DeliveryService {
 // active is the SQL list of states a sender may still act on.
 const active = `('pending', 'queued')`
 
-// lockedActive selects the active deliveries among the IDs in $3 and locks them in the order
-// of their IDs, as MarkQueued does: the relay's queued marks and the workers' sent marks (of
-// two replicas that both hold a delivery, too) then never wait for each other in a cycle,
-// which PostgreSQL would end by aborting one of them as a deadlock. ClaimStaleQueued skips
-// locked rows instead.
+// lockedActive selects the active deliveries among the IDs in $3 and locks them in the order of
+// their IDs: the queued marks and the workers' sent marks (of two replicas that both hold a
+// delivery, too) then never wait for each other in a cycle, which PostgreSQL would end by aborting
+// one of them as a deadlock. ClaimStaleQueued skips locked rows instead.
 const lockedActive = `SELECT id FROM deliveries WHERE id = ANY($3::text[]) AND state IN ` + active + ` ORDER BY id FOR UPDATE`
 
 // PendingBatch returns up to limit pending deliveries, oldest first, so a backlog drains in
@@ -64,26 +63,25 @@ func (s *DeliveryService) PendingBatch(ctx context.Context, limit int) ([]ecardb
 	return out, nil
 }
 
-// MarkQueued moves the pending deliveries among ids to queued. A delivery a worker already
-// handled (the relay crashed before marking it) keeps its state.
+// MarkQueued records that a task holds the deliveries among ids that are pending or queued:
+// they are queued as of now. A delivery a worker already handled (the relay crashed before
+// marking it) keeps its state.
 func (s *DeliveryService) MarkQueued(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	now := s.db.timeArg(s.now())
 	if s.db.dialect == DialectPostgres {
-		// Rows locked in ID order, as the sent marks lock them (lockedActive).
 		_, err := s.db.exec(ctx, s.db.gorm.WithContext(ctx), `UPDATE deliveries SET state = $1, updated_at = $2
-WHERE id IN (SELECT id FROM deliveries WHERE id = ANY($3::text[]) AND state = $4 ORDER BY id FOR UPDATE)`,
-			ecardbot.DeliveryQueued, now, ids, ecardbot.DeliveryPending)
+WHERE id IN (`+lockedActive+`)`, ecardbot.DeliveryQueued, now, ids)
 		if err != nil {
 			return fmt.Errorf("mark deliveries queued: %w", mapError(err))
 		}
 		return nil
 	}
 	for chunk := range chunks(ids, 1) {
-		err := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET state = ?, updated_at = ? WHERE state = ? AND id IN ?`,
-			ecardbot.DeliveryQueued, now, ecardbot.DeliveryPending, chunk).Error
+		err := s.db.gorm.WithContext(ctx).Exec(`UPDATE deliveries SET state = ?, updated_at = ? WHERE state IN `+active+` AND id IN ?`,
+			ecardbot.DeliveryQueued, now, chunk).Error
 		if err != nil {
 			return fmt.Errorf("mark deliveries queued: %w", mapError(err))
 		}
