@@ -416,10 +416,10 @@ func TestDeliveryDetails(t *testing.T) {
 	})
 }
 
-// TestDeliveryMarksDoNotDeadlock: the relay marks a batch queued, or claims stale deliveries,
-// while workers mark the same deliveries sent, in another order. Neither statement may fail: on PostgreSQL, two UPDATEs
-// that lock the same rows in opposite orders abort one of them as a deadlock, and a sent mark
-// so lost makes the delivery go to LINE once more.
+// TestDeliveryMarksDoNotDeadlock: the relay marks a batch queued, or claims stale deliveries, while
+// workers mark the same deliveries sent, in another order. Neither statement may fail: on
+// PostgreSQL, two UPDATEs that lock the same rows in opposite orders abort one of them as a
+// deadlock, and a sent mark so lost makes the delivery go to LINE once more.
 func TestDeliveryMarksDoNotDeadlock(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
