@@ -69,6 +69,16 @@ func retryKeys(n int) []string {
 	return keys
 }
 
+// startPushBench returns a retry key for each push and the Authorization header, then starts
+// the timer.
+func startPushBench(b *testing.B, s *Server, body []byte) (keys []string, auth string) {
+	keys = retryKeys(b.N)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	return keys, "Bearer " + s.ChannelToken()
+}
+
 // setPushHeaders sets what the SDK sends with a push.
 func setPushHeaders(req *http.Request, auth, retryKey string) {
 	req.Header.Set("Authorization", auth)
@@ -82,11 +92,7 @@ func BenchmarkPushFlex(b *testing.B) {
 	s, url, body := MustPushBench(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	b.Cleanup(client.CloseIdleConnections)
-	keys := retryKeys(b.N)
-	auth := "Bearer " + s.ChannelToken()
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	b.ResetTimer()
+	keys, auth := startPushBench(b, s, body)
 	defer reportCPU(b)()
 	for i := range b.N {
 		req, err := http.NewRequest(http.MethodPost, url+"/v2/bot/message/push", bytes.NewReader(body))
@@ -111,11 +117,7 @@ func BenchmarkPushFlex(b *testing.B) {
 func BenchmarkPushFlexHandler(b *testing.B) {
 	s, _, body := MustPushBench(b)
 	h := s.Handler()
-	keys := retryKeys(b.N)
-	auth := "Bearer " + s.ChannelToken()
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	b.ResetTimer()
+	keys, auth := startPushBench(b, s, body)
 	defer reportCPU(b)()
 	for i := range b.N {
 		req := httptest.NewRequest(http.MethodPost, "/v2/bot/message/push", bytes.NewReader(body))

@@ -3,8 +3,6 @@ package push
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -104,19 +102,15 @@ func newPipeline(t *testing.T) *pipeline {
 
 	kvc := MustRealKV(t)
 	dels := store.NewDeliveryService(db)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	reg := prometheus.NewRegistry()
-	backoff := Backoff{Base: 5 * time.Millisecond, Max: 20 * time.Millisecond}
 	p := &pipeline{t: t, db: db, dels: dels, guardians: store.NewGuardianService(db), school: sc, kv: kvc, sim: sim, mb: mb, mailer: mailer}
-	p.relay = NewRelay(RelayConfig{Deliveries: dels, Redis: kvc.Redis(), Prefix: kvc.Prefix(), Logger: log, Interval: 10 * time.Millisecond})
-	p.line = NewWorker(WorkerConfig{
-		Deliveries: dels, LINE: client, Redis: kvc.Redis(), Prefix: kvc.Prefix(), Rate: 1000, Concurrency: 4,
-		Logger: log, Registerer: reg, Backoff: backoff, PauseRetry: 20 * time.Millisecond, PollInterval: 10 * time.Millisecond,
-		OnPaused: EmailFallback(dels, log),
-	})
+	p.relay = testRelay(dels, kvc)
+	cfg := testWorkerConfig(dels, client, kvc, reg)
+	cfg.OnPaused = EmailFallback(dels, testLog)
+	p.line = NewWorker(cfg)
 	p.email = NewEmailWorker(EmailWorkerConfig{
 		Deliveries: dels, Mailer: mailer, Redis: kvc.Redis(), Prefix: kvc.Prefix(), Rate: 100, Concurrency: 2,
-		Logger: log, Registerer: reg, Backoff: backoff, PollInterval: 10 * time.Millisecond,
+		Logger: testLog, Registerer: reg, Backoff: testBackoff, PollInterval: 10 * time.Millisecond,
 	})
 	return p
 }

@@ -241,21 +241,36 @@ func newHarnessOn(t *testing.T, kvc *kv.Client, simOpts linesim.Options) *harnes
 	t.Helper()
 	sim, client := startLINE(t, simOpts)
 	h := &harness{t: t, sim: sim, kv: kvc, dels: newMemDeliveries(), reg: prometheus.NewRegistry(), paused: make(chan string, 100)}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	h.relay = NewRelay(RelayConfig{Deliveries: h.dels, Redis: kvc.Redis(), Prefix: kvc.Prefix(), Logger: log, Interval: 10 * time.Millisecond})
-	h.worker = NewWorker(WorkerConfig{
-		Deliveries: h.dels, LINE: client, Redis: kvc.Redis(), Prefix: kvc.Prefix(), Rate: 1000,
-		Concurrency: 4, Logger: log, Registerer: h.reg,
-		Backoff:    Backoff{Base: 5 * time.Millisecond, Max: 20 * time.Millisecond},
-		PauseRetry: 20 * time.Millisecond, PollInterval: 10 * time.Millisecond,
-		OnPaused: func(_ context.Context, d ecardbot.DeliveryDetail) {
-			select {
-			case h.paused <- d.ID:
-			default:
-			}
-		},
-	})
+	h.relay = testRelay(h.dels, kvc)
+	cfg := testWorkerConfig(h.dels, client, kvc, h.reg)
+	cfg.OnPaused = func(_ context.Context, d ecardbot.DeliveryDetail) {
+		select {
+		case h.paused <- d.ID:
+		default:
+		}
+	}
+	h.worker = NewWorker(cfg)
 	return h
+}
+
+// testLog logs the push tests' errors only.
+var testLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+
+// testBackoff retries within milliseconds.
+var testBackoff = Backoff{Base: 5 * time.Millisecond, Max: 20 * time.Millisecond}
+
+// testRelay is the relay of the push tests: it polls every 10 ms.
+func testRelay(dels ecardbot.DeliveryService, kvc *kv.Client) *Relay {
+	return NewRelay(RelayConfig{Deliveries: dels, Redis: kvc.Redis(), Prefix: kvc.Prefix(), Logger: testLog, Interval: 10 * time.Millisecond})
+}
+
+// testWorkerConfig configures the LINE worker of the push tests, every wait shortened.
+func testWorkerConfig(dels ecardbot.DeliveryService, line Pusher, kvc *kv.Client, reg prometheus.Registerer) WorkerConfig {
+	return WorkerConfig{
+		Deliveries: dels, LINE: line, Redis: kvc.Redis(), Prefix: kvc.Prefix(), Rate: 1000, Concurrency: 4,
+		Logger: testLog, Registerer: reg, Backoff: testBackoff,
+		PauseRetry: 20 * time.Millisecond, PollInterval: 10 * time.Millisecond,
+	}
 }
 
 // start runs the relay and the workers until the test ends.

@@ -47,18 +47,11 @@ func (s *DeliveryService) PendingBatch(ctx context.Context, limit int) ([]ecardb
 	if limit <= 0 {
 		return nil, nil
 	}
-	var rows []struct {
-		ID      string
-		Channel string
-	}
+	var out []ecardbot.PendingDelivery
 	err := s.db.gorm.WithContext(ctx).Raw(`SELECT id, channel FROM deliveries WHERE state = ? ORDER BY created_at, id LIMIT ?`,
-		ecardbot.DeliveryPending, limit).Scan(&rows).Error
+		ecardbot.DeliveryPending, limit).Scan(&out).Error
 	if err != nil {
 		return nil, fmt.Errorf("pending deliveries: %w", mapError(err))
-	}
-	out := make([]ecardbot.PendingDelivery, len(rows))
-	for i, r := range rows {
-		out[i] = ecardbot.PendingDelivery{ID: r.ID, Channel: ecardbot.Channel(r.Channel)}
 	}
 	return out, nil
 }
@@ -95,10 +88,7 @@ func (s *DeliveryService) ClaimStaleQueued(ctx context.Context, olderThan time.T
 	if limit <= 0 {
 		return nil, nil
 	}
-	var rows []struct {
-		ID      string
-		Channel string
-	}
+	var out []ecardbot.PendingDelivery
 	// On PostgreSQL rows a worker is marking are skipped: they are being handled, and waiting
 	// for them while holding others could deadlock with the worker's mark.
 	skipLocked := ""
@@ -109,13 +99,9 @@ func (s *DeliveryService) ClaimStaleQueued(ctx context.Context, olderThan time.T
 	(SELECT id FROM deliveries WHERE state = ? AND updated_at < ? ORDER BY updated_at, id LIMIT ?`+skipLocked+`)
 	AND state = ? AND updated_at < ? RETURNING id, channel`,
 		s.db.timeArg(s.now()), ecardbot.DeliveryQueued, s.db.timeArg(olderThan), limit,
-		ecardbot.DeliveryQueued, s.db.timeArg(olderThan)).Scan(&rows).Error
+		ecardbot.DeliveryQueued, s.db.timeArg(olderThan)).Scan(&out).Error
 	if err != nil {
 		return nil, fmt.Errorf("stale queued deliveries: %w", mapError(err))
-	}
-	out := make([]ecardbot.PendingDelivery, len(rows))
-	for i, r := range rows {
-		out[i] = ecardbot.PendingDelivery{ID: r.ID, Channel: ecardbot.Channel(r.Channel)}
 	}
 	return out, nil
 }
